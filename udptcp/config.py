@@ -1,0 +1,183 @@
+"""Every tunable of udptcp, in one validated, immutable object.
+
+``open_connection``/``start_server`` take these as keyword options (``msl_s=1.0``) or as a
+ready ``config=Config(...)``. Names carry their unit. Wrong values raise ``ValueError`` and
+wrong types ``TypeError``, naming the option and saying what it accepts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+from dataclasses import dataclass, fields
+from typing import Any
+
+from udptcp.wire import HEADER_LEN
+
+MAX_DATAGRAM_BYTES = 65507
+"""The largest UDP payload over IPv4."""
+OPTION_ROOM_BYTES = 40
+"""Header option octets a data segment may carry (timestamps and up to three SACK blocks)."""
+MAX_MSS = MAX_DATAGRAM_BYTES - HEADER_LEN - OPTION_ROOM_BYTES
+DEFAULT_MSS = 1380
+"""Fits a 1500-octet path over IPv6 (40 + 8 + 20 + 40 + 1380 = 1488) and so over IPv4 too."""
+LOOPBACK_MSS = 65000
+"""A segment size for loopback, whose MTU is 64 KiB."""
+MIN_MSS = 64
+
+CONGESTION_CONTROLS = ("newreno", "cubic", "bbr")
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """Options of a connection and of the endpoint that carries it.
+
+    Protocol:
+        mss: largest payload per segment we send and accept, in octets; announced in the SYN.
+            The default fits a 1500-octet path; raise it (up to 65447) on loopback or jumbo paths.
+        recv_buffer_bytes: receive window: octets the peer may send beyond what we delivered.
+        send_buffer_bytes: octets buffered for sending (unsent plus unacknowledged) before
+            ``writer.drain()`` blocks.
+        rto_initial_s, rto_min_s, rto_max_s: retransmission timeout before any RTT sample,
+            and its bounds (RFC 6298; Linux uses a 0.2 s minimum, the RFC 1 s).
+        syn_retries: SYN and SYN-ACK retransmissions before the open fails (connect raises
+            ``TimeoutError``).
+        retries: retransmissions of data, FIN or window probes without any progress before the
+            connection is reset and fails with ``TimeoutError``.
+        msl_s: maximum segment lifetime; TIME_WAIT lasts 2 * msl_s.
+        fin_wait_2_timeout_s: how long a fully closed connection waits for the peer's FIN.
+        delayed_ack_s: longest delay of an ACK (one is sent at once for every second segment).
+        congestion_control: "newreno", "cubic" or "bbr".
+        initial_window_segments: congestion window at the start, in segments (RFC 6928).
+        sack, timestamps: offer the SACK and timestamps options in the SYN.
+        pacing: spread sends over the round trip instead of bursting a whole window.
+        keepalive_s: idle time after which keepalive probes start; None disables them.
+        user_timeout_s: longest time sent data may stay unacknowledged before the connection
+            fails (RFC 5482); None leaves it to ``retries``.
+
+    Endpoint:
+        backlog: connections a server holds in the handshake or waiting to be accepted.
+        socket_buffer_bytes: SO_RCVBUF/SO_SNDBUF asked of the kernel (it may grant less).
+        shutdown_linger_s: how long closing an endpoint (or leaving ``asyncio.run``) waits for
+            its connections in TIME_WAIT to finish; None waits the whole 2 * msl_s.
+    """
+
+    mss: int = DEFAULT_MSS
+    recv_buffer_bytes: int = 4 * 1024 * 1024
+    send_buffer_bytes: int = 4 * 1024 * 1024
+    rto_initial_s: float = 1.0
+    rto_min_s: float = 0.2
+    rto_max_s: float = 60.0
+    syn_retries: int = 6
+    retries: int = 8
+    msl_s: float = 30.0
+    fin_wait_2_timeout_s: float = 60.0
+    delayed_ack_s: float = 0.04
+    congestion_control: str = "cubic"
+    initial_window_segments: int = 10
+    sack: bool = True
+    timestamps: bool = True
+    pacing: bool = True
+    keepalive_s: float | None = None
+    user_timeout_s: float | None = None
+    backlog: int = 128
+    socket_buffer_bytes: int = 4 * 1024 * 1024
+    shutdown_linger_s: float | None = None
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            _check_type(f.name, getattr(self, f.name), f.type)
+        _at_least("mss", self.mss, MIN_MSS)
+        _at_most("mss", self.mss, MAX_MSS)
+        _at_least("recv_buffer_bytes", self.recv_buffer_bytes, self.mss)
+        _at_least("send_buffer_bytes", self.send_buffer_bytes, 1)
+        _above("rto_min_s", self.rto_min_s, 0.0)
+        _at_least("rto_initial_s", self.rto_initial_s, self.rto_min_s)
+        _at_least("rto_max_s", self.rto_max_s, self.rto_initial_s)
+        _at_least("syn_retries", self.syn_retries, 0)
+        _at_least("retries", self.retries, 1)
+        _at_least("msl_s", self.msl_s, 0.0)
+        _at_least("fin_wait_2_timeout_s", self.fin_wait_2_timeout_s, 0.0)
+        _at_least("delayed_ack_s", self.delayed_ack_s, 0.0)
+        _at_most("delayed_ack_s", self.delayed_ack_s, 0.5)  # RFC 9293 3.8.6.3
+        if self.congestion_control not in CONGESTION_CONTROLS:
+            raise ValueError(
+                f"congestion_control must be one of {', '.join(CONGESTION_CONTROLS)}, "
+                f"got {self.congestion_control!r}"
+            )
+        _at_least("initial_window_segments", self.initial_window_segments, 1)
+        if self.keepalive_s is not None:
+            _above("keepalive_s", self.keepalive_s, 0.0)
+        if self.user_timeout_s is not None:
+            _above("user_timeout_s", self.user_timeout_s, 0.0)
+        _at_least("backlog", self.backlog, 1)
+        _at_least("socket_buffer_bytes", self.socket_buffer_bytes, 4096)
+        if self.shutdown_linger_s is not None:
+            _at_least("shutdown_linger_s", self.shutdown_linger_s, 0.0)
+
+    @property
+    def time_wait_s(self) -> float:
+        """How long TIME_WAIT lasts: twice the maximum segment lifetime."""
+        return 2.0 * self.msl_s
+
+    def replace(self, **options: Any) -> Config:
+        """A copy with some options changed; unknown names raise ``TypeError``."""
+        _check_names(options)
+        return dataclasses.replace(self, **options)
+
+    @classmethod
+    def from_options(cls, config: Config | None = None, **options: Any) -> Config:
+        """Build from an optional base ``config`` and keyword options, checking every name."""
+        if config is not None and not isinstance(config, Config):
+            raise TypeError(f"config must be a udptcp.Config, got {type(config).__name__}")
+        base = config if config is not None else cls()
+        return base.replace(**options) if options else base
+
+
+_NAMES = tuple(f.name for f in fields(Config))
+
+
+def _check_names(options: dict[str, Any]) -> None:
+    for name in options:
+        if name not in _NAMES:
+            close = difflib.get_close_matches(name, _NAMES, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else f"; known options: {', '.join(_NAMES)}"
+            raise TypeError(f"unknown udptcp option {name!r}{hint}")
+
+
+def _check_type(name: str, value: object, annotation: object) -> None:
+    text = str(annotation)
+    optional = "None" in text
+    if value is None:
+        if not optional:
+            raise TypeError(f"{name} must not be None")
+        return
+    if text.startswith("bool"):
+        if not isinstance(value, bool):
+            raise TypeError(f"{name} must be True or False, got {value!r}")
+    elif text.startswith("int"):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
+    elif text.startswith("float"):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise TypeError(f"{name} must be a number of seconds, got {type(value).__name__}")
+        if not math.isfinite(value):
+            raise ValueError(f"{name} must be finite, got {value}")
+    elif text.startswith("str") and not isinstance(value, str):
+        raise TypeError(f"{name} must be a str, got {type(value).__name__}")
+
+
+def _at_least(name: str, value: float, low: float) -> None:
+    if value < low:
+        raise ValueError(f"{name} must be at least {low}, got {value}")
+
+
+def _at_most(name: str, value: float, high: float) -> None:
+    if value > high:
+        raise ValueError(f"{name} must be at most {high}, got {value}")
+
+
+def _above(name: str, value: float, low: float) -> None:
+    if not value > low:
+        raise ValueError(f"{name} must be greater than {low}, got {value}")

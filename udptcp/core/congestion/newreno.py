@@ -1,0 +1,44 @@
+"""NewReno (RFC 5681, RFC 6582): halve on loss, grow by one segment per round trip."""
+
+from __future__ import annotations
+
+from udptcp.core.congestion.base import CongestionControl
+from udptcp.core.rtt import RttEstimator
+from udptcp.core.sender import RateSample
+
+
+class NewReno(CongestionControl):
+    """The classic additive-increase, multiplicative-decrease controller."""
+
+    name = "newreno"
+
+    def __init__(self, mss: int, initial_window_segments: int) -> None:
+        super().__init__(mss, initial_window_segments)
+        self._acked_in_round = 0
+
+    def on_ack(
+        self, now: float, acked: int, pipe: int, rtt: RttEstimator, sample: RateSample | None,
+        in_recovery: bool,
+    ) -> None:
+        if in_recovery:
+            return
+        if self.in_slow_start:
+            acked = self._slow_start(acked)
+            if not acked:
+                return
+        self._acked_in_round += acked
+        if self._acked_in_round >= self.cwnd:
+            self._acked_in_round -= self.cwnd
+            self.cwnd += self.mss
+
+    def on_congestion_event(self, now: float, pipe: int, rtt: RttEstimator) -> None:
+        self.save_for_undo()
+        self.ssthresh = max(pipe // 2, self.min_cwnd)
+        self.cwnd = self.ssthresh
+        self._acked_in_round = 0
+
+    def on_rto(self, now: float, pipe: int) -> None:
+        self.save_for_undo()
+        self.ssthresh = max(pipe // 2, self.min_cwnd)
+        self.cwnd = self.mss
+        self._acked_in_round = 0

@@ -1,0 +1,75 @@
+"""What the core tells its driver. Events are rare, small and immutable.
+
+In-order data is the exception to "rare": one :class:`DataReceived` carries every in-order
+byte that one datagram released, never one event per byte range.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from udptcp.core.state import Cause, State
+
+
+class CloseReason(enum.Enum):
+    """Why a connection failed; the asyncio layer maps each to the exception asyncio uses."""
+
+    REFUSED = "connection refused"  # our SYN was answered by RST
+    RESET = "connection reset by peer"
+    TIMED_OUT = "connection timed out"  # retransmissions or the user timeout ran out
+    RESET_AFTER_CLOSE = "data arrived after close; connection reset"
+
+
+@dataclass(frozen=True, slots=True)
+class StateChanged:
+    """The connection moved along one edge of the transition table."""
+
+    old: State
+    new: State
+    cause: Cause
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionEstablished:
+    """The three-way handshake completed; the application may have the connection now."""
+
+
+@dataclass(frozen=True, slots=True)
+class DataReceived:
+    """In-order bytes from the peer. ``data`` is only valid until the driver hands it on."""
+
+    data: bytes | memoryview
+
+
+@dataclass(frozen=True, slots=True)
+class EofReceived:
+    """The peer closed its sending side (its FIN arrived, after all its data)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SendComplete:
+    """Every byte we sent, and our FIN, has been acknowledged."""
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionFailed:
+    """The connection ended abnormally; pending reads and writes should fail."""
+
+    reason: CloseReason
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionTerminated:
+    """The core reached CLOSED (or went back to LISTEN); the driver may forget it."""
+
+
+Event = (
+    StateChanged
+    | ConnectionEstablished
+    | DataReceived
+    | EofReceived
+    | SendComplete
+    | ConnectionFailed
+    | ConnectionTerminated
+)

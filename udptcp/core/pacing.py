@@ -1,0 +1,46 @@
+"""Pacing: spread a window's segments over the round trip instead of sending them at once.
+
+A token bucket filled at the controller's pacing rate. Its depth allows a small burst (two
+segments, or what the rate sends in ``BURST_S``) because drivers' timers tick in milliseconds:
+with a deeper bucket nothing is gained, with a shallower one a fast path is throttled by timer
+granularity rather than by the rate.
+"""
+
+from __future__ import annotations
+
+BURST_S = 0.002
+MIN_BURST_SEGMENTS = 2
+
+
+class Pacer:
+    """Says when the next segment may leave."""
+
+    __slots__ = ("_last_s", "_mss", "_tokens", "rate")
+
+    def __init__(self, mss: int) -> None:
+        self._mss = mss
+        self.rate: float | None = None
+        self._tokens = 0.0
+        self._last_s = 0.0
+
+    def _depth(self, rate: float) -> float:
+        return max(MIN_BURST_SEGMENTS * self._mss, rate * BURST_S)
+
+    def release_time(self, now: float, size: int) -> float:
+        """``now`` if ``size`` octets may be sent now, else when they may."""
+        rate = self.rate
+        if rate is None:
+            return now
+        tokens = min(self._tokens + (now - self._last_s) * rate, self._depth(rate))
+        if tokens >= size:
+            return now
+        return now + (size - tokens) / rate
+
+    def on_sent(self, now: float, size: int) -> None:
+        """Spend tokens for ``size`` octets sent at ``now``."""
+        rate = self.rate
+        if rate is None:
+            return
+        tokens = min(self._tokens + (now - self._last_s) * rate, self._depth(rate))
+        self._tokens = tokens - size
+        self._last_s = now

@@ -1,0 +1,233 @@
+"""The receiving half of a connection: reassembly, the receive window and the ACK policy.
+
+Sequence numbers here are unwrapped (see ``seqnum``). In-order data with nothing pending is
+handed on without a copy (a memoryview of the datagram); out-of-order data is copied once
+into ``bytes`` and kept by its start until the hole before it fills. The advertised right edge
+of the window never moves left (RFC 9293 3.8.6), so a sender is never told to take back data
+it was allowed to send; all held data therefore fits in ``buffer_bytes``.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right, insort
+
+from udptcp.core.rangeset import RangeSet
+
+MAX_RECENT_BLOCKS = 4
+
+
+class Receiver:
+    """Holds what arrived from the peer until it can be delivered in order."""
+
+    __slots__ = (
+        "ack_now",
+        "adv_right",
+        "buffer_bytes",
+        "delack_at",
+        "dsack",
+        "fin_seq",
+        "held",
+        "held_bytes",
+        "irs",
+        "last_ack_sent",
+        "mss",
+        "ooo",
+        "ooo_bytes",
+        "ooo_ranges",
+        "ooo_starts",
+        "paused",
+        "rcv_nxt",
+        "recent",
+        "segs_unacked",
+        "ts_recent",
+        "ts_recent_at",
+    )
+
+    def __init__(self, buffer_bytes: int, mss: int) -> None:
+        self.buffer_bytes = buffer_bytes
+        self.mss = mss
+        self.irs = 0
+        self.rcv_nxt = 0
+        self.adv_right = 0
+        self.paused = False
+        self.held: list[bytes | memoryview] = []
+        self.held_bytes = 0
+        self.ooo: dict[int, bytes] = {}
+        self.ooo_starts: list[int] = []
+        self.ooo_ranges = RangeSet()
+        self.ooo_bytes = 0
+        self.recent: list[int] = []
+        self.dsack: tuple[int, int] | None = None
+        self.fin_seq: int | None = None
+        self.segs_unacked = 0
+        self.ack_now = False
+        self.delack_at: float | None = None
+        self.ts_recent: int | None = None
+        self.ts_recent_at = 0.0
+        self.last_ack_sent = 0
+
+    def start(self, irs: int) -> None:
+        """The peer's SYN arrived with initial sequence number ``irs`` (unwrapped)."""
+        self.irs = irs
+        self.rcv_nxt = irs + 1
+        self.adv_right = self.rcv_nxt + self.buffer_bytes
+        self.last_ack_sent = self.rcv_nxt
+
+    @property
+    def window(self) -> int:
+        """Octets the peer may send beyond ``rcv_nxt``, as last advertised."""
+        return max(0, self.adv_right - self.rcv_nxt)
+
+    def advertise(self) -> int:
+        """The window to put in an outgoing segment, moving the right edge if worth it.
+
+        Receiver-side silly window avoidance (RFC 9293 3.8.6.2.2): the edge only moves by at
+        least min(buffer/2, MSS), so a slow reader does not invite a stream of tiny segments.
+        """
+        right = self.rcv_nxt + self.buffer_bytes - self.held_bytes
+        if right - self.adv_right >= min(self.buffer_bytes >> 1, self.mss):
+            self.adv_right = right
+        self.last_ack_sent = self.rcv_nxt
+        return max(0, self.adv_right - self.rcv_nxt)
+
+    def window_update_due(self) -> bool:
+        """Reading resumed and the window would grow enough that the peer should hear of it."""
+        right = self.rcv_nxt + self.buffer_bytes - self.held_bytes
+        grow = right - self.adv_right
+        return grow >= min(self.buffer_bytes >> 1, 2 * self.mss) or (
+            self.window < self.mss <= grow
+        )
+
+    def accept(self, seq: int, payload: memoryview, now: float, delayed_ack_s: float) -> list[
+        bytes | memoryview
+    ]:
+        """Take a segment's payload (already checked to overlap the window).
+
+        Returns the in-order data it released, to deliver to the application (empty while
+        reading is paused: the data is held instead and the window shrinks).
+        """
+        end = seq + len(payload)
+        if end > self.adv_right:  # trim what lies beyond the window we advertised
+            payload = payload[: self.adv_right - seq]
+            end = self.adv_right
+        rcv_nxt = self.rcv_nxt
+        if seq <= rcv_nxt:
+            if end <= rcv_nxt:  # a duplicate: report it (RFC 2883) and acknowledge at once
+                self.dsack = (seq, end)
+                self.ack_now = True
+                return []
+            if seq < rcv_nxt:
+                self.dsack = (seq, rcv_nxt)
+                payload = payload[rcv_nxt - seq :]
+            ready: list[bytes | memoryview] = [payload]
+            self.rcv_nxt = end
+            if self.ooo_starts:
+                self._drain_ooo(ready)
+                self.ack_now = True  # a hole filled: tell the sender at once (RFC 5681 4.2)
+            else:
+                self._count_for_ack(now, delayed_ack_s)
+            if self.paused:
+                self.held.extend(ready)
+                self.held_bytes += sum(len(chunk) for chunk in ready)
+                return []
+            return ready
+        self._store_ooo(seq, end, payload)
+        self.ack_now = True  # out of order: acknowledge at once so the sender sees the hole
+        return []
+
+    def _count_for_ack(self, now: float, delayed_ack_s: float) -> None:
+        self.segs_unacked += 1
+        if self.segs_unacked >= 2 or delayed_ack_s == 0.0:
+            self.ack_now = True
+        elif self.delack_at is None:
+            self.delack_at = now + delayed_ack_s
+
+    def _store_ooo(self, seq: int, end: int, payload: memoryview) -> None:
+        starts, ooo = self.ooo_starts, self.ooo
+        i = bisect_right(starts, seq) - 1
+        cursor = seq
+        if i >= 0:
+            cursor = max(cursor, starts[i] + len(ooo[starts[i]]))
+        i += 1
+        stored = False
+        while cursor < end:
+            if i < len(starts) and starts[i] < end:
+                nxt = starts[i]
+                if nxt > cursor:
+                    self._put(cursor, bytes(payload[cursor - seq : nxt - seq]))
+                    stored = True
+                    i += 1  # the piece just inserted sits before ``nxt``
+                cursor = max(cursor, nxt + len(ooo[nxt]))
+                i += 1
+            else:
+                self._put(cursor, bytes(payload[cursor - seq : end - seq]))
+                stored = True
+                break
+        if stored:
+            self.ooo_ranges.add(seq, end)
+            recent = self.recent
+            if seq in recent:
+                recent.remove(seq)
+            recent.insert(0, seq)
+            del recent[MAX_RECENT_BLOCKS:]
+        else:
+            self.dsack = (seq, end)
+
+    def _put(self, start: int, data: bytes) -> None:
+        insort(self.ooo_starts, start)
+        self.ooo[start] = data
+        self.ooo_bytes += len(data)
+
+    def _drain_ooo(self, ready: list[bytes | memoryview]) -> None:
+        starts, ooo = self.ooo_starts, self.ooo
+        taken = 0
+        rcv_nxt = self.rcv_nxt
+        while taken < len(starts) and starts[taken] <= rcv_nxt:
+            start = starts[taken]
+            data = ooo.pop(start)
+            self.ooo_bytes -= len(data)
+            taken += 1
+            end = start + len(data)
+            if end > rcv_nxt:
+                ready.append(data[rcv_nxt - start :] if start < rcv_nxt else data)
+                rcv_nxt = end
+        del starts[:taken]
+        self.rcv_nxt = rcv_nxt
+        self.ooo_ranges.discard_below(rcv_nxt)
+        self.recent = [s for s in self.recent if s >= rcv_nxt]
+
+    def sack_blocks(self, limit: int) -> list[tuple[int, int]]:
+        """SACK blocks for the next ACK: a DSACK first, then the most recently changed ones."""
+        blocks: list[tuple[int, int]] = []
+        if self.dsack is not None:
+            blocks.append(self.dsack)
+        ranges = self.ooo_ranges
+        for seq in self.recent:
+            block = ranges.find(seq)
+            if block is not None and block not in blocks:
+                blocks.append(block)
+                if len(blocks) >= limit:
+                    break
+        return blocks
+
+    def take_held(self) -> list[bytes | memoryview]:
+        """Reading resumed: hand over what was held back."""
+        held = self.held
+        self.held = []
+        self.held_bytes = 0
+        return held
+
+    def on_ack_sent(self) -> None:
+        """An ACK for everything so far just went out."""
+        self.segs_unacked = 0
+        self.ack_now = False
+        self.delack_at = None
+        self.dsack = None
+
+    def update_ts_recent(self, tsval: int, seq: int, now: float) -> None:
+        """RFC 7323 4.3: remember the peer's TSval of a segment covering our last ACK."""
+        if seq <= self.last_ack_sent:
+            recent = self.ts_recent
+            if recent is None or ((tsval - recent) & 0xFFFFFFFF) < 0x80000000:
+                self.ts_recent = tsval
+                self.ts_recent_at = now

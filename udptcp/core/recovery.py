@@ -1,0 +1,256 @@
+"""Loss recovery: RACK-TLP (RFC 8985), the retransmission timer (RFC 6298) and undo.
+
+The scoreboard (``sender.Sender``) knows what was sent and what arrived; this module decides
+what is lost and when, tells the congestion controller, and keeps the three timers that drive
+it: RACK's reordering timer, the tail loss probe (PTO) and the RTO. It also detects spurious
+retransmissions with timestamps (Eifel, RFC 3522) and DSACK (RFC 2883), undoing the window
+reduction (RFC 4015) and widening RACK's reordering window.
+"""
+
+from __future__ import annotations
+
+from udptcp.core.congestion.base import CongestionControl
+from udptcp.core.rtt import RttEstimator
+from udptcp.core.sender import AckOutcome, Sender
+from udptcp.core.stats import ConnectionStats
+
+DUP_THRESH = 3
+REO_WND_PERSIST_ROUNDS = 16
+TLP_MIN_S = 0.01
+"""Floor of the probe timeout: timers finer than this are not kept by the drivers anyway."""
+
+
+class LossRecovery:
+    """Which segments are lost, when to probe, and when to time out."""
+
+    __slots__ = (
+        "cc",
+        "delayed_ack_s",
+        "dsack_round",
+        "pto_at",
+        "recovery_point",
+        "reo_at",
+        "reo_persist",
+        "reo_wnd_mult",
+        "reordering_seen",
+        "rto_at",
+        "rtt",
+        "sack",
+        "stats",
+        "timeouts",
+        "tlp_end",
+        "tlp_retransmitted",
+        "tlp_ts",
+        "tx",
+        "undo_seq",
+        "undo_ts",
+    )
+
+    def __init__(
+        self, tx: Sender, rtt: RttEstimator, cc: CongestionControl, stats: ConnectionStats,
+        delayed_ack_s: float,
+    ) -> None:
+        self.tx = tx
+        self.rtt = rtt
+        self.cc = cc
+        self.stats = stats
+        self.delayed_ack_s = delayed_ack_s
+        self.sack = False
+        self.reordering_seen = False
+        self.reo_wnd_mult = 1
+        self.reo_persist = 0
+        self.dsack_round: int | None = None
+        self.recovery_point: int | None = None
+        self.undo_ts: int | None = None
+        self.undo_seq = 0
+        self.tlp_end: int | None = None
+        self.tlp_retransmitted = False
+        self.tlp_ts: int | None = None
+        self.timeouts = 0
+        self.rto_at: float | None = None
+        self.pto_at: float | None = None
+        self.reo_at: float | None = None
+
+    @property
+    def in_recovery(self) -> bool:
+        """A loss episode (fast recovery or after an RTO) is under way."""
+        return self.recovery_point is not None
+
+    def reo_wnd(self) -> float:
+        """RACK's reordering window (RFC 8985 6.2 step 4)."""
+        if not self.reordering_seen and (
+            self.recovery_point is not None or self.tx.sacked_count >= DUP_THRESH
+        ):
+            return 0.0
+        rtt = self.rtt
+        min_rtt = rtt.min_rtt_s or 0.0
+        return min(min_rtt / 4.0 * self.reo_wnd_mult, rtt.srtt_s or 0.0)
+
+    # -- events from the connection --------------------------------------------------------
+
+    def on_sent(self, now: float) -> None:
+        """Data went out: make sure a timer guards it (RFC 6298 5.1) and arm a probe."""
+        if self.rto_at is None:
+            self.rto_at = now + self.rtt.rto_s
+        self._arm_probe(now)
+
+    def on_retransmit(self, end: int, tsval: int | None) -> None:
+        """A retransmission went out; the first of an episode is the one undo compares with."""
+        self.stats.retransmitted_segments += 1
+        if self.undo_ts is None and tsval is not None and self.recovery_point is not None:
+            self.undo_ts = tsval
+            self.undo_seq = end
+
+    def on_ack(
+        self, out: AckOutcome, now: float, tsecr: int | None, dsack: bool
+    ) -> None:
+        """Apply what one ACK taught us: RACK state, losses, undo, timers."""
+        tx = self.tx
+        if dsack:
+            self._on_dsack()
+        if out.reordering and not self.reordering_seen:
+            self.reordering_seen = True
+            self.stats.reordering_events += 1
+        rec = out.latest
+        if rec is not None:
+            rtt_s = now - rec.sent_at
+            ambiguous = rec.retransmitted and (
+                rtt_s < (self.rtt.min_rtt_s or 0.0)
+                or (tsecr is not None and _ts_before(tsecr, rec.sent_at_ts))
+            )
+            if not ambiguous:
+                tx.rack_update(rec, rtt_s)
+        if out.acked and self.undo_ts is not None and tsecr is not None and tx.una >= self.undo_seq:
+            if _ts_before(tsecr, self.undo_ts):
+                self._undo()
+            self.undo_ts = None
+        if self.tlp_end is not None and tx.una >= self.tlp_end:
+            self._end_probe(now, tsecr)
+        self._detect(now)
+        if self.recovery_point is not None and tx.una >= self.recovery_point:
+            self._exit_recovery(now)
+        if out.acked:
+            self.timeouts = 0
+            self.rto_at = None if tx.all_acked else now + self.rtt.rto_s
+        self._arm_probe(now)
+
+    def _detect(self, now: float) -> None:
+        lost, self.reo_at = self.tx.rack_detect(now, self.reo_wnd())
+        if lost:
+            self._on_lost(now, lost)
+
+    def _on_lost(self, now: float, lost: int) -> None:
+        self.cc.on_loss(now, lost)
+        if self.recovery_point is None:
+            tx = self.tx
+            self.stats.loss_episodes += 1
+            self.cc.on_congestion_event(now, tx.nxt - tx.una, self.rtt)
+            self.recovery_point = tx.nxt
+            self.undo_ts = None
+            self.pto_at = None
+
+    def _exit_recovery(self, now: float) -> None:
+        self.recovery_point = None
+        self.undo_ts = None
+        if self.reo_persist > 0:
+            self.reo_persist -= 1
+            if self.reo_persist == 0:
+                self.reo_wnd_mult = 1
+        self.cc.on_recovery_exit(now)
+
+    def _on_dsack(self) -> None:
+        tx = self.tx
+        self.stats.dsacks_received += 1
+        if self.dsack_round is not None and tx.una >= self.dsack_round:
+            self.dsack_round = None
+        if self.dsack_round is None:
+            self.dsack_round = tx.nxt
+            self.reo_wnd_mult += 1
+            self.reo_persist = REO_WND_PERSIST_ROUNDS
+            self.reordering_seen = True
+
+    def _undo(self) -> None:
+        """Every retransmission of the episode was spurious: the originals arrived."""
+        self.stats.spurious_undos += 1
+        self.cc.undo()
+        self.tx.unmark_lost()
+        self.recovery_point = None
+        self.reordering_seen = True
+
+    # -- timers ----------------------------------------------------------------------------
+
+    def deadline(self) -> float | None:
+        """The earliest of the reordering, probe and retransmission timers."""
+        best = self.rto_at
+        for t in (self.pto_at, self.reo_at):
+            if t is not None and (best is None or t < best):
+                best = t
+        return best
+
+    def _arm_probe(self, now: float) -> None:
+        tx = self.tx
+        srtt = self.rtt.srtt_s
+        if (
+            not self.sack
+            or self.tlp_end is not None
+            or self.recovery_point is not None
+            or srtt is None
+            or not tx.in_flight
+        ):
+            self.pto_at = None
+            return
+        pto = 2.0 * srtt
+        if tx.pipe <= tx.max_seg:
+            pto += self.delayed_ack_s
+        pto_at = now + max(pto, TLP_MIN_S)
+        if self.rto_at is not None and self.rto_at < pto_at:
+            self.pto_at = None
+        else:
+            self.pto_at = pto_at
+
+    def on_reorder_timer(self, now: float) -> None:
+        """RACK's timer: segments waiting out the reordering window may be lost now."""
+        self.reo_at = None
+        self._detect(now)
+
+    def on_probe_sent(self, now: float, retransmitted: bool, tsval: int | None) -> None:
+        """A tail loss probe went out: wait for its ACK, with the RTO as the backstop."""
+        self.stats.tail_loss_probes += 1
+        self.pto_at = None
+        self.tlp_end = self.tx.nxt
+        self.tlp_retransmitted = retransmitted
+        self.tlp_ts = tsval
+        self.rto_at = now + self.rtt.rto_s
+
+    def _end_probe(self, now: float, tsecr: int | None) -> None:
+        """RFC 8985 7.4: a retransmitted probe that repaired a loss still signals congestion."""
+        repaired = self.tlp_retransmitted and not (
+            tsecr is not None and self.tlp_ts is not None and _ts_before(tsecr, self.tlp_ts)
+        )
+        self.tlp_end = None
+        if repaired and self.recovery_point is None:
+            self.stats.loss_episodes += 1
+            self.cc.on_congestion_event(now, self.tx.nxt - self.tx.una, self.rtt)
+            self.cc.on_recovery_exit(now)
+
+    def on_rto(self, now: float) -> None:
+        """The retransmission timer expired: back off, and resend everything unSACKed."""
+        tx = self.tx
+        self.timeouts += 1
+        self.stats.timeouts += 1
+        self.rtt.on_timeout()
+        self.cc.on_rto(now, tx.nxt - tx.una)
+        lost = tx.mark_all_lost()
+        if lost:
+            self.cc.on_loss(now, lost)
+        self.recovery_point = tx.nxt
+        self.undo_ts = None
+        self.tlp_end = None
+        self.pto_at = None
+        self.reo_at = None
+        self.rto_at = now + self.rtt.rto_s
+
+
+def _ts_before(a: int, b: int) -> bool:
+    """Timestamp ``a`` is earlier than ``b`` on the 32-bit circle."""
+    return ((a - b) & 0xFFFFFFFF) >= 0x80000000

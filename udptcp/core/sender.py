@@ -1,0 +1,385 @@
+"""The sending half of a connection: the send buffer and the scoreboard of sent segments.
+
+Sequence numbers are unwrapped. Application data sits in one ``bytearray`` whose first octet is
+``buf_seq``; acknowledged octets are deleted from the front (amortised O(1) in CPython) and
+segments are cut from it as memoryview slices, so payload is copied once, into the datagram.
+
+Every transmission is a :class:`SentSegment` in ``recs`` (ordered by sequence) and in ``tsorted``
+(ordered by transmission time). The scoreboard applies cumulative ACKs and SACK blocks, keeps
+the pipe (RFC 6675: octets sent and neither SACKed nor judged lost) as a running count, and runs
+RACK's time-based loss detection (RFC 8985) over ``tsorted``, which touches each transmission a
+constant number of times. It also keeps the delivery-rate state that BBR samples.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections import deque
+from operator import attrgetter
+
+from udptcp.core.rangeset import RangeSet
+
+_start_of = attrgetter("start")
+COMPACT_AFTER = 1024
+
+
+class SentSegment:
+    """One segment in flight: its sequence range and what we know of its fate."""
+
+    __slots__ = ("app_limited", "delivered", "delivered_at", "end", "first_sent_at", "lost",
+                 "retransmitted", "sacked", "sent_at", "sent_at_ts", "start")
+
+    def __init__(self, start: int, end: int, sent_at: float, sent_at_ts: int) -> None:
+        self.start = start
+        self.end = end
+        self.sent_at = sent_at
+        self.sent_at_ts = sent_at_ts
+        self.retransmitted = False
+        self.sacked = False
+        self.lost = False
+        self.delivered = 0
+        self.delivered_at = 0.0
+        self.first_sent_at = 0.0
+        self.app_limited = False
+
+
+class RateSample:
+    """Delivery rate over the interval ending with this ACK (draft-cheng-iccrg-delivery-rate)."""
+
+    __slots__ = ("delivered", "interval_s", "is_app_limited", "lost", "prior_delivered",
+                 "prior_inflight", "rtt_s")
+
+    def __init__(self) -> None:
+        self.delivered = 0
+        self.interval_s = 0.0
+        self.is_app_limited = False
+        self.lost = 0
+        self.prior_delivered = 0
+        self.prior_inflight = 0
+        self.rtt_s = 0.0
+
+    @property
+    def rate(self) -> float:
+        """Octets per second delivered over the sample, 0.0 when the interval is empty."""
+        return self.delivered / self.interval_s if self.interval_s > 0.0 else 0.0
+
+
+class AckOutcome:
+    """What one ACK did to the scoreboard (kept by the sender and reused across ACKs)."""
+
+    __slots__ = ("acked", "latest", "reordering", "sacked")
+
+    def __init__(self) -> None:
+        self.acked = 0
+        self.sacked = 0
+        self.latest: SentSegment | None = None
+        self.reordering = False
+
+
+class Sender:
+    """Send buffer, scoreboard, RACK state and delivery-rate state of one connection."""
+
+    __slots__ = (
+        "app_limited_until", "buf", "buf_seq", "delivered", "delivered_at", "fack",
+        "fin_seq", "first_sent_at", "head", "iss", "lost", "lost_total", "max_seg", "max_wnd",
+        "nxt",
+        "outcome", "pipe", "rack_end", "rack_rtt_s", "rack_sent_at", "recs", "sacked",
+        "sacked_count", "tsorted", "una", "wl1", "wl2", "wnd",
+    )
+
+    def __init__(self) -> None:
+        self.iss = 0
+        self.max_seg = 536
+        self.una = 0
+        self.nxt = 0
+        self.buf = bytearray()
+        self.buf_seq = 1
+        self.fin_seq: int | None = None
+        self.wnd = 0
+        self.wl1 = 0
+        self.wl2 = 0
+        self.max_wnd = 0
+        self.recs: list[SentSegment] = []
+        self.head = 0
+        self.tsorted: deque[tuple[float, SentSegment]] = deque()
+        self.lost: deque[SentSegment] = deque()
+        self.pipe = 0
+        self.sacked = RangeSet()
+        self.sacked_count = 0
+        self.fack = 0
+        self.lost_total = 0
+        self.rack_sent_at = -1.0
+        self.rack_end = 0
+        self.rack_rtt_s = 0.0
+        self.delivered = 0
+        self.delivered_at = 0.0
+        self.first_sent_at = 0.0
+        self.app_limited_until = 0
+        self.outcome = AckOutcome()
+
+    def start(self, iss: int) -> None:
+        """Our SYN takes ``iss``; data starts one after it."""
+        self.iss = self.una = iss
+        self.nxt = iss + 1
+        self.buf_seq = iss + 1
+        self.fack = iss + 1
+
+    # -- the stream ------------------------------------------------------------------------
+
+    @property
+    def data_end(self) -> int:
+        """Sequence number just past the last octet the application queued."""
+        return self.buf_seq + len(self.buf)
+
+    @property
+    def unsent(self) -> int:
+        """Queued octets never sent yet."""
+        return self.buf_seq + len(self.buf) - self.nxt if self.nxt < self.data_end else 0
+
+    @property
+    def buffered(self) -> int:
+        """Octets queued and not yet acknowledged: what the writer's flow control counts."""
+        return len(self.buf)
+
+    @property
+    def fin_unsent(self) -> bool:
+        """The application closed its side and the FIN has not been sent yet."""
+        return self.fin_seq is not None and self.nxt <= self.fin_seq
+
+    @property
+    def all_acked(self) -> bool:
+        """Everything sent (data and any FIN) is acknowledged."""
+        return self.una == self.nxt
+
+    @property
+    def in_flight(self) -> bool:
+        """Some sent sequence space is not yet cumulatively acknowledged."""
+        return self.una < self.nxt
+
+    def queue(self, data: bytes | bytearray | memoryview) -> None:
+        """Append application data (copied once, into the buffer)."""
+        self.buf += data
+
+    def payload(self, view: memoryview, start: int, end: int) -> memoryview:
+        """The data octets of ``[start, end)`` from a view of ``buf`` (a FIN has none)."""
+        base = self.buf_seq
+        return view[start - base : min(end, self.buf_seq + len(self.buf)) - base]
+
+    # -- transmissions ---------------------------------------------------------------------
+
+    def on_send_new(self, end: int, now: float, ts: int) -> SentSegment:
+        """New sequence space ``[nxt, end)`` went out, stamped ``ts`` (our timestamp clock)."""
+        rec = SentSegment(self.nxt, end, now, ts)
+        self._stamp(rec, now)
+        self.recs.append(rec)
+        self.tsorted.append((now, rec))
+        self.pipe += end - rec.start
+        self.nxt = end
+        return rec
+
+    def on_retransmit(self, rec: SentSegment, now: float, ts: int) -> None:
+        """``rec`` went out again (after being judged lost, or as a probe)."""
+        if rec.lost:
+            rec.lost = False
+            self.pipe += rec.end - rec.start
+        rec.retransmitted = True
+        rec.sent_at = now
+        rec.sent_at_ts = ts
+        self._stamp(rec, now)
+        self.tsorted.append((now, rec))
+
+    def _stamp(self, rec: SentSegment, now: float) -> None:
+        if self.pipe == 0:
+            self.first_sent_at = now
+            self.delivered_at = now
+        rec.first_sent_at = self.first_sent_at
+        rec.delivered_at = self.delivered_at
+        rec.delivered = self.delivered
+        rec.app_limited = self.app_limited_until != 0
+
+    def mark_app_limited(self) -> None:
+        """Nothing left to send while the window had room: rate samples until now are low."""
+        self.app_limited_until = max(self.delivered + self.pipe, 1)
+
+    def next_lost(self) -> SentSegment | None:
+        """The next segment judged lost that still needs a retransmission."""
+        lost, una = self.lost, self.una
+        while lost:
+            rec = lost[0]
+            if rec.lost and not rec.sacked and rec.end > una:
+                return rec
+            lost.popleft()
+        return None
+
+    def last_unsacked(self) -> SentSegment | None:
+        """The highest segment in flight that the peer has not SACKed (a tail loss probe)."""
+        recs = self.recs
+        for i in range(len(recs) - 1, self.head - 1, -1):
+            if not recs[i].sacked:
+                return recs[i]
+        return None
+
+    # -- acknowledgements ------------------------------------------------------------------
+
+    def on_ack(self, ack: int, blocks: list[tuple[int, int]], now: float) -> AckOutcome:
+        """Apply a cumulative ACK (already validated) and the SACK blocks that came with it."""
+        out = self.outcome
+        out.acked = out.sacked = 0
+        out.latest = None
+        out.reordering = False
+        if ack > self.una:
+            self._cumulative(ack, out)
+        for start, end in blocks:
+            if self.una <= start < end <= self.nxt:
+                self._sack(start, end, out)
+        delivered = out.acked + out.sacked
+        if delivered:
+            self.delivered += delivered
+            self.delivered_at = now
+            if self.app_limited_until and self.delivered > self.app_limited_until:
+                self.app_limited_until = 0
+        return out
+
+    def _cumulative(self, ack: int, out: AckOutcome) -> None:
+        recs, head, fack = self.recs, self.head, self.fack
+        acked = 0
+        latest = out.latest
+        while head < len(recs):
+            rec = recs[head]
+            if rec.end <= ack:
+                head += 1
+                if rec.sacked:
+                    self.sacked_count -= 1
+                    continue
+                size = rec.end - rec.start
+                acked += size
+                if not rec.lost:
+                    self.pipe -= size
+                if not rec.retransmitted and rec.end < fack:
+                    out.reordering = True
+                if latest is None or rec.sent_at >= latest.sent_at:
+                    latest = rec
+            else:
+                if rec.start < ack and not rec.sacked:
+                    part = ack - rec.start
+                    acked += part
+                    if not rec.lost:
+                        self.pipe -= part
+                    rec.start = ack
+                break
+        out.acked = acked
+        out.latest = latest
+        if head > COMPACT_AFTER and head * 2 > len(recs):
+            del recs[:head]
+            head = 0
+        self.head = head
+        trim = min(ack, self.buf_seq + len(self.buf)) - self.buf_seq
+        if trim > 0:
+            del self.buf[:trim]
+            self.buf_seq += trim
+        self.una = ack
+        if ack > fack:
+            self.fack = ack
+        self.sacked.discard_below(ack)
+
+    def _sack(self, start: int, end: int, out: AckOutcome) -> None:
+        recs = self.recs
+        latest = out.latest
+        sacked = 0
+        for lo, hi in self.sacked.missing(start, end):
+            i = max(self.head, bisect_right(recs, lo, lo=self.head, key=_start_of) - 1)
+            while i < len(recs):
+                rec = recs[i]
+                if rec.start >= hi:
+                    break
+                i += 1
+                if rec.sacked or rec.start < start or rec.end > end:
+                    continue
+                rec.sacked = True
+                self.sacked_count += 1
+                size = rec.end - rec.start
+                sacked += size
+                if not rec.lost:
+                    self.pipe -= size
+                if not rec.retransmitted and rec.end < self.fack:
+                    out.reordering = True
+                if latest is None or rec.sent_at >= latest.sent_at:
+                    latest = rec
+        self.sacked.add(start, end)
+        self.fack = max(self.fack, end)
+        out.sacked += sacked
+        out.latest = latest
+
+    def rate_sample(self, rec: SentSegment, now: float, sample: RateSample) -> None:
+        """Fill ``sample`` from the most recently sent segment this ACK delivered."""
+        sample.prior_delivered = rec.delivered
+        sample.is_app_limited = rec.app_limited
+        send_elapsed = rec.sent_at - rec.first_sent_at
+        ack_elapsed = self.delivered_at - rec.delivered_at
+        self.first_sent_at = rec.sent_at
+        sample.delivered = self.delivered - rec.delivered
+        sample.interval_s = max(send_elapsed, ack_elapsed)
+        sample.rtt_s = now - rec.sent_at
+
+    # -- RACK ------------------------------------------------------------------------------
+
+    def rack_update(self, rec: SentSegment, rtt_s: float) -> None:
+        """RFC 8985 6.2 step 2: remember the most recently sent segment that was delivered."""
+        if rec.sent_at > self.rack_sent_at or (
+            rec.sent_at == self.rack_sent_at and rec.end > self.rack_end
+        ):
+            self.rack_sent_at = rec.sent_at
+            self.rack_end = rec.end
+            self.rack_rtt_s = rtt_s
+
+    def rack_detect(self, now: float, reo_wnd_s: float) -> tuple[int, float | None]:
+        """Mark lost every segment sent a reordering window before the last delivered one.
+
+        Returns the octets newly judged lost and, if some segment may yet be judged lost,
+        the time at which to look again (RFC 8985 6.2 step 5).
+        """
+        tsorted, una = self.tsorted, self.una
+        rack_sent_at, rack_end = self.rack_sent_at, self.rack_end
+        deadline_gap = self.rack_rtt_s + reo_wnd_s
+        newly_lost = 0
+        while tsorted:
+            sent_at, rec = tsorted[0]
+            if rec.sent_at != sent_at or rec.sacked or rec.lost or rec.end <= una:
+                tsorted.popleft()  # superseded by a retransmission, or already settled
+                continue
+            if sent_at > rack_sent_at or (sent_at == rack_sent_at and rec.end >= rack_end):
+                return newly_lost, None  # sent after the last delivered segment: not yet
+            expires = sent_at + deadline_gap
+            if expires > now:
+                return newly_lost, expires
+            tsorted.popleft()
+            self._mark_lost(rec)
+            newly_lost += rec.end - rec.start
+        return newly_lost, None
+
+    def mark_all_lost(self) -> int:
+        """The retransmission timer expired: everything in flight and not SACKed is lost."""
+        newly_lost = 0
+        recs = self.recs
+        for i in range(self.head, len(recs)):
+            rec = recs[i]
+            if not rec.sacked and not rec.lost:
+                self._mark_lost(rec)
+                newly_lost += rec.end - rec.start
+        self.tsorted.clear()
+        return newly_lost
+
+    def unmark_lost(self) -> None:
+        """The losses were spurious: segments awaiting retransmission are in flight after all."""
+        for rec in self.lost:
+            if rec.lost and not rec.sacked and rec.end > self.una:
+                rec.lost = False
+                self.pipe += rec.end - rec.start
+                self.tsorted.append((rec.sent_at, rec))
+        self.lost.clear()
+
+    def _mark_lost(self, rec: SentSegment) -> None:
+        rec.lost = True
+        self.pipe -= rec.end - rec.start
+        self.lost.append(rec)
+        self.lost_total += 1

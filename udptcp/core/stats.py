@@ -1,0 +1,50 @@
+"""Running counters of one connection, exposed as ``writer.get_extra_info("stats")``."""
+
+from __future__ import annotations
+
+
+class ConnectionStats:
+    """Plain integer counters, bumped in place (never recomputed)."""
+
+    __slots__ = (
+        "bytes_received",
+        "bytes_sent",
+        "challenge_acks",
+        "dropped_malformed",
+        "dropped_out_of_window",
+        "dsacks_received",
+        "duplicate_segments",
+        "loss_episodes",
+        "paws_rejected",
+        "reordering_events",
+        "retransmitted_segments",
+        "segments_received",
+        "segments_sent",
+        "spurious_undos",
+        "tail_loss_probes",
+        "timeouts",
+        "window_probes",
+    )
+
+    def __init__(self) -> None:
+        self.bytes_received = 0
+        self.bytes_sent = 0
+        self.challenge_acks = 0
+        self.dropped_malformed = 0
+        self.dropped_out_of_window = 0
+        self.dsacks_received = 0
+        self.duplicate_segments = 0
+        self.loss_episodes = 0
+        self.paws_rejected = 0
+        self.reordering_events = 0
+        self.retransmitted_segments = 0
+        self.segments_received = 0
+        self.segments_sent = 0
+        self.spurious_undos = 0
+        self.tail_loss_probes = 0
+        self.timeouts = 0
+        self.window_probes = 0
+
+    def as_dict(self) -> dict[str, int]:
+        """A snapshot, for logs and ``get_extra_info``."""
+        return {name: getattr(self, name) for name in self.__slots__}

@@ -1,0 +1,289 @@
+"""The udptcp wire format: one header, then payload, in every UDP datagram.
+
+The layout is drawn in ``docs/PROTOCOL.md``. This module is public: tools and tests outside the
+package build and parse segments with :class:`Segment`, so its names and behaviour are a contract.
+
+The codec is pure functions over bytes. Decoding never raises anything but
+:class:`MalformedSegment`, because everything a peer sends is untrusted. The hot path (the
+connection core) uses :func:`decode_datagram` and :func:`encode_datagram`, which skip building
+:class:`Flags` members and :class:`Segment` tuples; :meth:`Segment.encode` and
+:meth:`Segment.decode` are thin wrappers over them.
+"""
+
+from __future__ import annotations
+
+import enum
+import struct
+import zlib
+from typing import NamedTuple
+
+__all__ = [
+    "HEADER_LEN",
+    "MAX_OPTIONS_LEN",
+    "VERSION",
+    "Flags",
+    "MalformedSegment",
+    "Options",
+    "Segment",
+    "decode_datagram",
+    "encode_datagram",
+    "encode_options",
+]
+
+VERSION = 1
+"""The protocol version carried in the first octet; a datagram with another version is malformed."""
+
+_PREFIX = struct.Struct("!BBHIII")  # version, header words, flags, seq, ack, window
+_CHECKSUM = struct.Struct("!I")
+_U16 = struct.Struct("!H")
+_U32 = struct.Struct("!I")
+_TIMESTAMPS = struct.Struct("!II")
+_SACK_BLOCK = struct.Struct("!II")
+
+HEADER_LEN = 20
+"""Octets in the fixed header, before any options."""
+MAX_OPTIONS_LEN = 255 * 4 - HEADER_LEN
+"""The header length field counts 32-bit words in one octet, so options fit in 1000 octets."""
+
+_SEQ_MASK = 0xFFFFFFFF
+_CRC_OFFSET = 16
+
+OPT_EOL = 0
+OPT_NOP = 1
+OPT_MSS = 2
+OPT_SACK_PERMITTED = 4
+OPT_SACK = 5
+OPT_TIMESTAMPS = 8
+
+MAX_SACK_BLOCKS = 4
+"""Blocks we put in one SACK option (RFC 2018 allows as many as fit; four is TCP's usual cap)."""
+
+MAX_SACK_BLOCKS_IN_OPTION = (255 - 2) // 8
+"""The option's one-octet length field limits a SACK option to 31 blocks."""
+
+_ALIGNED_TIMESTAMPS = bytes((OPT_NOP, OPT_NOP, OPT_TIMESTAMPS, 10))
+
+
+class Flags(enum.IntFlag):
+    """Control bits, at TCP's bit positions so that captures read the same way."""
+
+    FIN = 0x01
+    SYN = 0x02
+    RST = 0x04
+    PSH = 0x08
+    ACK = 0x10
+
+
+class MalformedSegment(ValueError):  # noqa: N818 - the name is part of the public contract
+    """A datagram that is not a valid udptcp segment (short, wrong version, bad checksum, ...)."""
+
+
+class Options(NamedTuple):
+    """The options a segment carries; every one is optional, as in TCP."""
+
+    mss: int | None = None
+    sack_permitted: bool = False
+    sack: tuple[tuple[int, int], ...] = ()
+    timestamps: tuple[int, int] | None = None
+
+
+NO_OPTIONS = Options()
+
+
+class Segment(NamedTuple):
+    """One segment as a value. Built by keyword; cheap to build (a tuple underneath).
+
+    ``seq``, ``ack`` and ``window`` are the raw 32-bit field values; ``window`` counts octets
+    (the field is 32 bits wide, so it needs no scaling). Options default to absent.
+    """
+
+    flags: Flags
+    seq: int
+    ack: int
+    window: int
+    payload: bytes | memoryview = b""
+    mss: int | None = None
+    sack_permitted: bool = False
+    sack: tuple[tuple[int, int], ...] = ()
+    timestamps: tuple[int, int] | None = None
+
+    @property
+    def seg_len(self) -> int:
+        """Sequence space the segment occupies: payload octets, plus one each for SYN and FIN."""
+        return len(self.payload) + (1 if self.flags & Flags.SYN else 0) + (
+            1 if self.flags & Flags.FIN else 0
+        )
+
+    def encode(self) -> bytes:
+        """The datagram for this segment."""
+        for name in ("seq", "ack", "window"):
+            _check_u32(f"Segment.{name}", getattr(self, name))
+        for start, stop in self.sack:
+            _check_u32("Segment.sack edge", start)
+            _check_u32("Segment.sack edge", stop)
+        if self.timestamps is not None:
+            for value in self.timestamps:
+                _check_u32("Segment.timestamps value", value)
+        options = encode_options(self.mss, self.sack_permitted, self.sack, self.timestamps)
+        return encode_datagram(int(self.flags), self.seq, self.ack, self.window, self.payload, options)
+
+    @classmethod
+    def decode(cls, data: bytes | bytearray | memoryview) -> Segment:
+        """Parse one datagram; raise :class:`MalformedSegment` for anything invalid."""
+        flags, seq, ack, window, payload, raw_options = decode_datagram(data)
+        opts = parse_options(raw_options) if raw_options else NO_OPTIONS
+        return cls(
+            Flags(flags), seq, ack, window, bytes(payload),
+            opts.mss, opts.sack_permitted, opts.sack, opts.timestamps,
+        )
+
+    def describe(self) -> str:
+        """A short human-readable form for logs: ``SYN|ACK seq=1 ack=2 win=65535 len=0``."""
+        names = "|".join(f.name for f in Flags if f & self.flags and f.name) or "-"
+        return f"{names} seq={self.seq} ack={self.ack} win={self.window} len={len(self.payload)}"
+
+
+def _check_u32(name: str, value: object) -> None:
+    if not isinstance(value, int) or not 0 <= value <= _SEQ_MASK:
+        raise ValueError(f"{name} must be an int in [0, 2**32), got {value!r}")
+
+
+def encode_datagram(
+    flags: int,
+    seq: int,
+    ack: int,
+    window: int,
+    payload: bytes | bytearray | memoryview = b"",
+    options: bytes = b"",
+) -> bytes:
+    """Build a datagram from raw field values; ``options`` must come from :func:`encode_options`.
+
+    The payload is copied exactly once, into the returned datagram.
+    """
+    prefix = _PREFIX.pack(VERSION, 5 + (len(options) >> 2), flags, seq, ack, window)
+    crc = zlib.crc32(prefix)
+    if options:
+        crc = zlib.crc32(options, crc)
+        if payload:
+            crc = zlib.crc32(payload, crc)
+        return b"".join((prefix, _CHECKSUM.pack(crc), options, payload))
+    if payload:
+        return b"".join((prefix, _CHECKSUM.pack(zlib.crc32(payload, crc)), payload))
+    return prefix + _CHECKSUM.pack(crc)
+
+
+def decode_datagram(
+    data: bytes | bytearray | memoryview,
+) -> tuple[int, int, int, int, memoryview, memoryview | None]:
+    """Split a datagram into ``(flags, seq, ack, window, payload, raw_options)`` without copying.
+
+    ``payload`` is a memoryview into ``data``; ``raw_options`` is None when the header has none.
+    Raises :class:`MalformedSegment` on a short datagram, a wrong version, a bad header length
+    or a bad checksum. Options are checked by :func:`parse_options`.
+    """
+    size = len(data)
+    if size < HEADER_LEN:
+        raise MalformedSegment(f"datagram of {size} octets is shorter than the {HEADER_LEN}-octet header")
+    version, words, flags, seq, ack, window = _PREFIX.unpack_from(data)
+    if version != VERSION:
+        raise MalformedSegment(f"unsupported version {version} (this is udptcp version {VERSION})")
+    header_len = words << 2
+    if header_len < HEADER_LEN or header_len > size:
+        raise MalformedSegment(f"header length {header_len} is outside [{HEADER_LEN}, {size}]")
+    view = memoryview(data)
+    crc = zlib.crc32(view[HEADER_LEN:], zlib.crc32(view[:_CRC_OFFSET]))
+    if crc != _CHECKSUM.unpack_from(data, _CRC_OFFSET)[0]:
+        raise MalformedSegment("checksum mismatch")
+    if header_len == HEADER_LEN:
+        return flags, seq, ack, window, view[HEADER_LEN:], None
+    return flags, seq, ack, window, view[header_len:], view[HEADER_LEN:header_len]
+
+
+def encode_options(
+    mss: int | None = None,
+    sack_permitted: bool = False,
+    sack: tuple[tuple[int, int], ...] | list[tuple[int, int]] = (),
+    timestamps: tuple[int, int] | None = None,
+) -> bytes:
+    """Options as octets, padded with NOPs so the header stays a whole number of words."""
+    parts: list[bytes] = []
+    if timestamps is not None:
+        parts.append(_ALIGNED_TIMESTAMPS + _TIMESTAMPS.pack(*timestamps))
+    if mss is not None:
+        if not 0 < mss <= 0xFFFF:
+            raise ValueError(f"mss must be in [1, 65535], got {mss}")
+        parts.append(bytes((OPT_MSS, 4)) + _U16.pack(mss))
+    if sack_permitted:
+        parts.append(bytes((OPT_NOP, OPT_NOP, OPT_SACK_PERMITTED, 2)))
+    if sack:
+        if len(sack) > MAX_SACK_BLOCKS_IN_OPTION:
+            raise ValueError(f"at most {MAX_SACK_BLOCKS_IN_OPTION} SACK blocks fit one option")
+        parts.append(
+            bytes((OPT_NOP, OPT_NOP, OPT_SACK, 2 + 8 * len(sack)))
+            + b"".join(_SACK_BLOCK.pack(start, end) for start, end in sack)
+        )
+    raw = b"".join(parts)
+    if len(raw) > MAX_OPTIONS_LEN:
+        raise ValueError(f"options take {len(raw)} octets; at most {MAX_OPTIONS_LEN} fit")
+    pad = -len(raw) & 3
+    return raw + bytes((OPT_NOP,)) * pad if pad else raw
+
+
+def parse_timestamps_fast(raw: memoryview) -> tuple[int, int] | None:
+    """The (TSval, TSecr) pair when the options are exactly the aligned timestamps option.
+
+    This is the shape every data segment of a connection with timestamps has, so the receive
+    path tries it before the general parser (as Linux's header prediction does).
+    """
+    if len(raw) == 12 and raw[:4] == _ALIGNED_TIMESTAMPS:
+        tsval, tsecr = _TIMESTAMPS.unpack_from(raw, 4)
+        return tsval, tsecr
+    return None
+
+
+def parse_options(raw: bytes | memoryview) -> Options:
+    """Parse the option octets of a header; raise :class:`MalformedSegment` if they are invalid.
+
+    Unknown option kinds with a valid length are skipped, as TCP does.
+    """
+    mss: int | None = None
+    sack_permitted = False
+    sack: tuple[tuple[int, int], ...] = ()
+    timestamps: tuple[int, int] | None = None
+    i = 0
+    end = len(raw)
+    while i < end:
+        kind = raw[i]
+        if kind == OPT_EOL:
+            break
+        if kind == OPT_NOP:
+            i += 1
+            continue
+        if i + 1 >= end:
+            raise MalformedSegment(f"option kind {kind} at offset {i} has no length octet")
+        length = raw[i + 1]
+        if length < 2 or i + length > end:
+            raise MalformedSegment(f"option kind {kind} at offset {i} has bad length {length}")
+        if kind == OPT_MSS:
+            if length != 4:
+                raise MalformedSegment(f"MSS option has length {length}, expected 4")
+            mss = _U16.unpack_from(raw, i + 2)[0]
+            if mss == 0:
+                raise MalformedSegment("MSS option is zero")
+        elif kind == OPT_SACK_PERMITTED:
+            if length != 2:
+                raise MalformedSegment(f"SACK-permitted option has length {length}, expected 2")
+            sack_permitted = True
+        elif kind == OPT_SACK:
+            if (length - 2) % 8 or length == 2:
+                raise MalformedSegment(f"SACK option has length {length}, not 2 + 8n with n >= 1")
+            sack = tuple(
+                (start, stop) for start, stop in _SACK_BLOCK.iter_unpack(raw[i + 2 : i + length])
+            )
+        elif kind == OPT_TIMESTAMPS:
+            if length != 10:
+                raise MalformedSegment(f"timestamps option has length {length}, expected 10")
+            tsval, tsecr = _TIMESTAMPS.unpack_from(raw, i + 2)
+            timestamps = (tsval, tsecr)
+        i += length
+    return Options(mss, sack_permitted, sack, timestamps)
