@@ -7,7 +7,6 @@ fixture from ``peer.py`` and checks the segments it sends and the state it reach
 from __future__ import annotations
 
 import pytest
-
 from peer import (
     ACK,
     BASIC,
@@ -28,6 +27,7 @@ from peer import (
     syn_sent,
     time_wait,
 )
+
 from udptcp.core import (
     CloseReason,
     ConnectionEstablished,

@@ -1,6 +1,22 @@
-"""udptcp: a TCP-like reliable byte stream over UDP, in pure Python, with asyncio streams."""
+"""udptcp: a TCP-like reliable byte stream over UDP, in pure Python, with asyncio streams.
+
+The API is asyncio's: ``reader, writer = await udptcp.open_connection(host, port)`` and
+``server = await udptcp.start_server(callback, host, port)``. The protocol core is sans-I/O
+(``udptcp.core``); ``udptcp.wire`` is the segment codec.
+"""
 
 from udptcp.config import Config
+from udptcp.core import CloseReason, State
+from udptcp.streams import DEFAULT_LIMIT, Server, open_connection, run, start_server
 
-__all__ = ["Config"]
+__all__ = [
+    "DEFAULT_LIMIT",
+    "CloseReason",
+    "Config",
+    "Server",
+    "State",
+    "open_connection",
+    "run",
+    "start_server",
+]
 __version__ = "0.1.0"

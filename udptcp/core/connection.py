@@ -53,6 +53,9 @@ CHALLENGE_ACKS_PER_S = 10
 PAWS_IDLE_S = 1000.0
 """After this long without a segment, TS.Recent is too old to reject anything with (RFC 7323 5.5)."""
 
+INCARNATION_GAP = (1 << 16) + 2
+"""How far beyond the old incarnation's last sequence number a new one starts (as Linux)."""
+
 S = State
 
 
@@ -205,6 +208,32 @@ class Connection:
             self.out.queue_control(RST | ACK, self.tx.nxt)
         if self._state is not S.CLOSED:
             self._set_state(S.CLOSED, Cause.ABORT)
+
+    def successor_isn(self, syn_seq: int) -> int | None:
+        """In TIME_WAIT, the ISN for a new incarnation that this SYN may open, else None.
+
+        RFC 1122 4.2.2.13 and RFC 6191: a SYN whose sequence number lies beyond everything the
+        old incarnation received may reopen the pair early, and the new one starts beyond
+        everything the old one sent, so no old segment can fall inside either new window.
+        """
+        if self._state is not S.TIME_WAIT or unwrap(syn_seq, self.rx.rcv_nxt) <= self.rx.rcv_nxt:
+            return None
+        return (self.tx.nxt + INCARNATION_GAP) & SEQ_MASK
+
+    def end_time_wait(self) -> None:
+        """A new incarnation takes over the pair of addresses (after ``successor_isn``)."""
+        self._need(S.TIME_WAIT, "end_time_wait")
+        self._set_state(S.CLOSED, Cause.RCV_SYN)
+
+    def destination_unreachable(self) -> None:
+        """The network reported the peer's port unreachable (an ICMP error on the socket).
+
+        RFC 1122 4.2.3.9 makes that a hard error: while opening, the open fails as refused
+        (nothing listens there). Afterwards it is ignored, as Linux does: a forged ICMP
+        message must not be able to kill a connection, and a restarted peer answers RST.
+        """
+        if self._state is S.SYN_SENT:
+            self._fail(CloseReason.REFUSED, Cause.RCV_RST, send_reset=False)
 
     def pause_reading(self) -> None:
         """Hold in-order data instead of delivering it; the advertised window shrinks."""
@@ -654,7 +683,7 @@ class Connection:
         elif new is S.TIME_WAIT:
             self._stop_timers()
             self.close_at = self._now + self.config.time_wait_s
-        elif new is S.CLOSED or new is S.LISTEN:
+        elif new is S.CLOSED or (new is S.LISTEN and old is S.SYN_RCVD):
             self._stop_timers()
             self.close_at = None
             self._events.append(ConnectionTerminated())

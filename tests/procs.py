@@ -1,0 +1,116 @@
+"""Helpers to run udptcp commands as real OS processes over loopback, with timeouts.
+
+Nothing here sleeps to synchronise: servers are ready when they print their first line,
+and every wait has a bound.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+UDPTCP = [sys.executable, "-m", "udptcp"]
+START_TIMEOUT_S = 20.0
+ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def random_file(path: Path, size: int) -> Path:
+    path.write_bytes(os.urandom(size))
+    return path
+
+
+def _first_line(stream: IO[str], proc: subprocess.Popen[str], what: str) -> str:
+    import selectors
+
+    sel = selectors.DefaultSelector()
+    sel.register(stream, selectors.EVENT_READ)
+    if not sel.select(START_TIMEOUT_S):
+        proc.kill()
+        raise AssertionError(f"{what} printed nothing within {START_TIMEOUT_S} s")
+    line = stream.readline().strip()
+    if not line:
+        proc.wait(5)
+        raise AssertionError(f"{what} exited ({proc.returncode}) without its first line")
+    return line
+
+
+@contextmanager
+def server(args: Sequence[str], *, stderr: Any = subprocess.PIPE, stdin: Any = subprocess.DEVNULL,
+           stdout: Any = subprocess.PIPE, first_line_on_stderr: bool = False
+           ) -> Iterator[tuple[subprocess.Popen[str], str, int]]:
+    """Start ``udptcp ARGS``; yield (process, host, port) once it says where it listens."""
+    proc = subprocess.Popen([*UDPTCP, *args], stdin=stdin, stdout=stdout, stderr=stderr,
+                            text=True, env=ENV)
+    try:
+        stream = proc.stderr if first_line_on_stderr else proc.stdout
+        assert stream is not None
+        line = _first_line(stream, proc, f"udptcp {args[0]}")
+        assert line.startswith("listening on "), line
+        host, port = line.removeprefix("listening on ").rsplit(":", 1)
+        yield proc, host, int(port)
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+
+
+@contextmanager
+def relay(target_port: int, *specs: str, seed: int = 1) -> Iterator[tuple[subprocess.Popen[str], int]]:
+    """Start ``udptcp netem`` in front of ``target_port``; yield (process, front port)."""
+    proc = subprocess.Popen(
+        [*UDPTCP, "netem", "--listen", "127.0.0.1:0", "--target", f"127.0.0.1:{target_port}",
+         "--seed", str(seed), *specs],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV,
+    )
+    try:
+        assert proc.stdout is not None
+        line = _first_line(proc.stdout, proc, "udptcp netem")
+        assert line.startswith("relaying "), line
+        front = line.split()[1]
+        yield proc, int(front.rsplit(":", 1)[1])
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def run(args: Sequence[str], *, timeout: float = 60.0, **kwargs: Any) -> subprocess.CompletedProcess[Any]:
+    """Run ``udptcp ARGS`` to completion."""
+    return subprocess.run([*UDPTCP, *args], timeout=timeout, env=ENV, check=False, **kwargs)
+
+
+def json_log(text: str) -> list[dict[str, Any]]:
+    """The JSON records of a ``--log-json`` standard error."""
+    records = []
+    for raw in text.splitlines():
+        line = raw.strip()
+        if line.startswith("{"):
+            records.append(json.loads(line))
+    return records
+
+
+def free_udp_port() -> int:
+    """A UDP port nothing listens on (closed again at once)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port

@@ -1,0 +1,197 @@
+"""End to end between real OS processes over loopback: the CLI as users run it."""
+
+from __future__ import annotations
+
+import hashlib
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from procs import (
+    ENV,
+    UDPTCP,
+    free_udp_port,
+    json_log,
+    random_file,
+    relay,
+    run,
+    server,
+    sha256,
+)
+
+pytestmark = pytest.mark.process
+
+FAST = ["-o", "rto_min_s=0.05"]
+"""Retransmission timers for a lossy relay on loopback, where RTTs are well under 50 ms."""
+
+
+def test_echo_server_and_client_as_two_processes() -> None:
+    with server(["echo-server", "--port", "0"]) as (_, host, port):
+        done = run(["echo-client", host, str(port), "hello, udptcp"], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout == "hello, udptcp"
+        piped = run(["echo-client", host, str(port)], input=b"x" * 300_000, capture_output=True)
+        assert piped.returncode == 0 and piped.stdout == b"x" * 300_000
+
+
+def test_echo_server_serves_many_connections_at_once(tmp_path: Path) -> None:
+    with server(["echo-server"]) as (_, host, port):
+        clients = [
+            subprocess.Popen([*UDPTCP, "echo-client", host, str(port), f"message {i}"],
+                             stdout=subprocess.PIPE, text=True, env=ENV)
+            for i in range(8)
+        ]
+        outputs = [c.communicate(timeout=60)[0] for c in clients]
+        assert outputs == [f"message {i}" for i in range(8)]
+        assert all(c.returncode == 0 for c in clients)
+
+
+def _netcat(tmp_path: Path, size: int, *relay_specs: str, options: list[str] | None = None) -> None:
+    source = random_file(tmp_path / "in.bin", size)
+    received = tmp_path / "out.bin"
+    extra = options or []
+    with received.open("wb") as sink, server(
+        ["listen", "0", "--mss", "8192", *extra], stdout=sink, first_line_on_stderr=True
+    ) as (listener, host, port):
+        if relay_specs:
+            with relay(port, *relay_specs) as (netem, front):
+                with source.open("rb") as feed:
+                    client = run(["connect", host, str(front), "--mss", "8192", *extra],
+                                 stdin=feed, capture_output=True, timeout=120)
+                netem.send_signal(signal.SIGTERM)
+                summary = netem.communicate(timeout=10)[0]
+        else:
+            with source.open("rb") as feed:
+                client = run(["connect", host, str(port), "--mss", "8192", *extra],
+                             stdin=feed, capture_output=True, timeout=120)
+            summary = ""
+        assert client.returncode == 0, client.stderr
+        assert listener.wait(30) == 0
+    assert sha256(received) == sha256(source), summary
+
+
+def test_listen_connect_moves_20mb_file(tmp_path: Path) -> None:
+    _netcat(tmp_path, 20_000_000)
+
+
+def test_listen_connect_moves_5mb_through_lossy_relay(tmp_path: Path) -> None:
+    impair = "loss=5%,duplicate=5%,reorder=5%"
+    _netcat(tmp_path, 5_000_000, "--both", impair, options=FAST)
+
+
+def test_half_close_client_still_receives_reply_sent_after_its_eof() -> None:
+    program = str(Path(__file__).parent / "programs" / "reply_after_eof.py")
+    proc = subprocess.Popen([sys.executable, program, "2000000"], stdout=subprocess.PIPE, text=True,
+                            env=ENV)
+    try:
+        assert proc.stdout is not None
+        host, port = proc.stdout.readline().strip().removeprefix("listening on ").rsplit(":", 1)
+        request = b"request " * 1000
+        done = run(["echo-client", host, port], input=request, capture_output=True)
+        assert done.returncode == 0, done.stderr
+        digest = hashlib.sha256(request).hexdigest().encode()
+        assert len(done.stdout) == 2_000_000
+        assert done.stdout.startswith(digest * 10)
+        assert proc.wait(30) == 0
+    finally:
+        proc.kill()
+
+
+def test_fin_retransmission_when_relay_drops_first_two_fins() -> None:
+    with server(["echo-server", *FAST]) as (_, host, port):
+        with relay(port, "--both", "drop-flags=FIN:2") as (netem, front):
+            done = run(["echo-client", host, str(front), "bye", *FAST], capture_output=True, text=True)
+            netem.send_signal(signal.SIGTERM)
+            summary = netem.communicate(timeout=10)[0]
+        assert done.returncode == 0, done.stderr
+        assert done.stdout == "bye"
+        assert summary.count("dropped_flag=2") == 2, summary
+
+
+def test_time_wait_reacknowledges_fin_when_last_ack_is_lost() -> None:
+    """The active closer's last ACK is lost: the passive closer retransmits its FIN, the active
+    closer (in TIME_WAIT) acknowledges it again, and the passive closer closes through that ACK."""
+    logging = ["--log-level", "trace", "--log-json"]
+    with server(["echo-server", *FAST, *logging]) as (srv, host, port):
+        with relay(port, "--up", "drop-fin-ack=1") as (netem, front):
+            client = run(["echo-client", host, str(front), "last ack", *FAST, *logging],
+                         capture_output=True, text=True)
+            netem.send_signal(signal.SIGTERM)
+            summary = netem.communicate(timeout=10)[0]
+        assert client.returncode == 0, client.stderr
+        assert "dropped_fin_ack=1" in summary
+        srv.send_signal(signal.SIGTERM)
+        server_log = json_log(srv.communicate(timeout=30)[1])
+    client_log = json_log(client.stderr)
+    server_fins = [r for r in server_log if r["event"] == "segment sent" and "FIN" in r["segment"]]
+    assert len(server_fins) >= 2  # the passive closer retransmitted its FIN
+    reacks = [r for r in client_log if r["event"] == "segment received" and "FIN" in r["segment"]
+              and r["state"] == "TIME_WAIT"]
+    assert reacks, "the active closer never saw the retransmitted FIN in TIME_WAIT"
+    closes = [r for r in server_log if r["event"] == "state change" and r["new"] == "CLOSED"]
+    assert [(r["old"], r["cause"]) for r in closes] == [("LAST_ACK", "rcv ACK of FIN")]
+    assert not [r for r in server_log if r["event"] == "connection failed"]
+
+
+def test_connect_to_port_without_listener_is_refused() -> None:
+    port = free_udp_port()
+    done = run(["echo-client", "127.0.0.1", str(port), "hi"], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 3, done.stderr
+    assert "refused" in done.stderr
+
+
+def test_connect_to_udptcp_endpoint_without_listener_gets_rst_and_is_refused() -> None:
+    with server(["listen", "0"], stdin=subprocess.PIPE, first_line_on_stderr=True) as (srv, host, port):
+        first = subprocess.Popen([*UDPTCP, "connect", host, str(port)], stdin=subprocess.PIPE,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV)
+        try:
+            assert first.stdin is not None and srv.stdin is not None
+            first.stdin.write(b"ping\n")
+            first.stdin.flush()
+            assert srv.stdout is not None and srv.stdout.readline() == "ping\n"  # accepted
+            second = run(["echo-client", host, str(port), "hi"], capture_output=True, text=True)
+            assert second.returncode == 3, second.stderr
+            assert "refused" in second.stderr
+        finally:
+            first.kill()
+            first.wait(10)
+
+
+def test_connect_to_silent_port_times_out() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as blackhole:
+        blackhole.bind(("127.0.0.1", 0))
+        port = blackhole.getsockname()[1]
+        done = run(["echo-client", "127.0.0.1", str(port), "hi", "-o", "syn_retries=2",
+                    "-o", "rto_initial_s=0.2"], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 4, done.stderr
+    assert "timed out" in done.stderr
+
+
+@pytest.mark.parametrize("victim", ["server", "client"])
+def test_peer_killed_mid_transfer_ends_in_error_not_hang(tmp_path: Path, victim: str) -> None:
+    """The side still sending notices the dead peer within its retries (4, RTO <= 0.5 s)."""
+    retries = ["-o", "retries=4", "-o", "rto_min_s=0.1", "-o", "rto_initial_s=0.2", "-o", "rto_max_s=0.5"]
+    source = random_file(tmp_path / "in.bin", 40_000_000)
+    server_feed = source.open("rb") if victim == "client" else subprocess.DEVNULL
+    client_feed = source.open("rb") if victim == "server" else subprocess.DEVNULL
+    with server(["listen", "0", *retries], stdin=server_feed, first_line_on_stderr=True) as (
+        listener, host, port,
+    ):
+        client = subprocess.Popen([*UDPTCP, "connect", host, str(port), *retries], stdin=client_feed,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV)
+        receiver, sender = (listener, client) if victim == "server" else (client, listener)
+        assert receiver.stdout is not None
+        getattr(receiver.stdout, "buffer", receiver.stdout).read(1_000_000)  # mid-transfer now
+        receiver.kill()
+        receiver.wait(10)
+        code = sender.wait(30)  # 4 retries with the RTO capped at 0.5 s end in a few seconds
+        assert sender.stderr is not None
+        message = sender.stderr.read()
+        message = message.decode() if isinstance(message, bytes) else message
+        assert code == 4, message
+        assert "timed out" in message
+        client.kill()
+        client.wait(10)

@@ -1,0 +1,341 @@
+"""The asyncio layer over real loopback sockets, on the stock loop and on uvloop."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+
+import udptcp
+from udptcp.wire import Flags, Segment
+
+QUICK = {"msl_s": 0.05, "rto_min_s": 0.05}
+"""Short TIME_WAIT and timers, so that tests end quickly."""
+WAIT_S = 20.0
+
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    while data := await reader.read(65536):
+        writer.write(data)
+        await writer.drain()
+    writer.close()
+    await writer.wait_closed()
+
+
+@pytest.fixture
+async def echo_port() -> AsyncIterator[int]:
+    server = await udptcp.start_server(echo, "127.0.0.1", 0, **QUICK)
+    async with server:
+        yield server.sockets[0].getsockname()[1]
+
+
+async def test_echo_roundtrip_and_reader_api(echo_port: int) -> None:
+    reader, writer = await udptcp.open_connection("127.0.0.1", echo_port, **QUICK)
+    writer.writelines([b"line one\n", b"line two\n", b"tail:", b"12345"])
+    assert writer.can_write_eof()
+    writer.write_eof()
+    assert await reader.readline() == b"line one\n"
+    assert await reader.readuntil(b"\n") == b"line two\n"
+    assert await reader.readexactly(5) == b"tail:"
+    with pytest.raises(asyncio.IncompleteReadError) as info:
+        await reader.readexactly(10)
+    assert info.value.partial == b"12345"
+    assert reader.at_eof()
+    writer.close()
+    await writer.wait_closed()
+    assert writer.get_extra_info("state") is udptcp.State.TIME_WAIT
+
+
+async def test_get_extra_info(echo_port: int) -> None:
+    reader, writer = await udptcp.open_connection("127.0.0.1", echo_port, **QUICK)
+    assert writer.get_extra_info("peername") == ("127.0.0.1", echo_port)
+    assert writer.get_extra_info("sockname")[0] == "127.0.0.1"
+    assert writer.get_extra_info("state") is udptcp.State.ESTABLISHED
+    writer.write(b"x" * 100_000)
+    await writer.drain()
+    assert len(await reader.readexactly(100_000)) == 100_000
+    stats = writer.get_extra_info("stats")
+    assert stats["bytes_sent"] == 100_000 and stats["srtt_s"] is not None
+    assert stats["congestion_control"] == "cubic" and stats["sack"] and stats["timestamps"]
+    assert writer.get_extra_info("no such key", "default") == "default"
+    writer.close()
+    await writer.wait_closed()
+
+
+async def test_large_transfer_is_exact(echo_port: int) -> None:
+    payload = os.urandom(3_000_000)
+    reader, writer = await udptcp.open_connection("127.0.0.1", echo_port, **QUICK)
+
+    async def send() -> None:
+        for i in range(0, len(payload), 100_000):
+            writer.write(payload[i : i + 100_000])
+            await writer.drain()
+        writer.write_eof()
+
+    sender = asyncio.create_task(send())
+    echoed = await asyncio.wait_for(reader.read(), WAIT_S)
+    await sender
+    assert echoed == payload
+    writer.close()
+    await writer.wait_closed()
+
+
+async def test_drain_blocks_while_the_peer_does_not_read() -> None:
+    release = asyncio.Event()
+    got: list[int] = []
+
+    async def slow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await release.wait()
+        got.append(len(await reader.read()))
+        writer.close()
+
+    async with await udptcp.start_server(slow, "127.0.0.1", 0, recv_buffer_bytes=256_000,
+                                         **QUICK) as server:
+        port = server.sockets[0].getsockname()[1]
+        _, writer = await udptcp.open_connection("127.0.0.1", port, send_buffer_bytes=200_000, **QUICK)
+        writer.write(os.urandom(2_000_000))
+        drain = asyncio.create_task(writer.drain())
+        done, _ = await asyncio.wait([drain], timeout=1.0)
+        assert not done, "drain() returned although the peer reads nothing"
+        assert writer.transport.get_write_buffer_size() > 200_000
+        release.set()
+        await asyncio.wait_for(drain, WAIT_S)
+        writer.write_eof()
+        await writer.wait_closed() if writer.is_closing() else None
+        await asyncio.wait_for(_until(lambda: bool(got)), WAIT_S)
+        assert got == [2_000_000]
+        writer.close()
+        await writer.wait_closed()
+
+
+async def test_server_reply_after_half_close(echo_port: int) -> None:
+    async def reply_after_eof(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        request = await reader.read()
+        writer.write(b"got " + str(len(request)).encode())
+        writer.close()
+
+    async with await udptcp.start_server(reply_after_eof, "127.0.0.1", 0, **QUICK) as server:
+        port = server.sockets[0].getsockname()[1]
+        reader, writer = await udptcp.open_connection("127.0.0.1", port, **QUICK)
+        writer.write(b"x" * 50_000)
+        writer.write_eof()
+        with pytest.raises(RuntimeError, match="write_eof"):
+            writer.write(b"more")
+        assert await asyncio.wait_for(reader.read(), WAIT_S) == b"got 50000"
+        writer.close()
+        await writer.wait_closed()
+
+
+async def test_peer_abort_resets_reader() -> None:
+    async def abort(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readexactly(1)
+        writer.transport.abort()
+
+    async with await udptcp.start_server(abort, "127.0.0.1", 0, **QUICK) as server:
+        port = server.sockets[0].getsockname()[1]
+        reader, writer = await udptcp.open_connection("127.0.0.1", port, **QUICK)
+        writer.write(b"!")
+        with pytest.raises(ConnectionResetError, match="reset by peer"):
+            await asyncio.wait_for(reader.read(), WAIT_S)
+        writer.close()
+
+
+async def test_refused_when_no_socket_is_there() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with pytest.raises(ConnectionRefusedError, match="refused"):
+        await asyncio.wait_for(udptcp.open_connection("127.0.0.1", port, **QUICK), WAIT_S)
+
+
+async def test_refused_by_rst_from_endpoint_without_listener() -> None:
+    accepted = asyncio.Event()
+
+    async def accept_then_echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.set()
+        await echo(reader, writer)
+
+    server = await udptcp.start_server(accept_then_echo, "127.0.0.1", 0, **QUICK)
+    port = server.sockets[0].getsockname()[1]
+    endpoint = server.endpoints[0]
+    reader, writer = await udptcp.open_connection("127.0.0.1", port, **QUICK)
+    await asyncio.wait_for(accepted.wait(), WAIT_S)
+    server.close()  # the socket stays open for the accepted connection
+    with pytest.raises(ConnectionRefusedError, match="refused"):
+        await asyncio.wait_for(udptcp.open_connection("127.0.0.1", port, **QUICK), WAIT_S)
+    assert endpoint.counters.resets_sent == 1
+    writer.write_eof()
+    assert await reader.read() == b""
+    writer.close()
+    await server.wait_closed()
+
+
+async def test_connect_to_silent_port_times_out() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sink:
+        sink.bind(("127.0.0.1", 0))
+        port = sink.getsockname()[1]
+        with pytest.raises(TimeoutError, match="no answer to 2 SYNs"):
+            await asyncio.wait_for(
+                udptcp.open_connection("127.0.0.1", port, syn_retries=1, rto_initial_s=0.1,
+                                       rto_min_s=0.05),
+                WAIT_S,
+            )
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"port": 70000}, ValueError, "port must be in"),
+        ({"port": "http"}, ValueError, "port must be a number"),
+        ({"port": 1, "limit": 0}, ValueError, "limit must be positive"),
+        ({"port": 1, "msl": 1.0}, TypeError, "did you mean 'msl_s'"),
+        ({"port": 1, "mss": 10}, ValueError, "mss must be at least 64"),
+        ({"port": 1, "rto_min_s": "fast"}, TypeError, "rto_min_s must be a number"),
+    ],
+)
+async def test_bad_arguments_say_which_and_why(kwargs: dict[str, object], error: type,
+                                               message: str) -> None:
+    with pytest.raises(error, match=message):
+        await udptcp.open_connection("127.0.0.1", **kwargs)  # type: ignore[arg-type]
+
+
+async def test_malformed_datagrams_are_dropped_and_counted(echo_port: int) -> None:
+    server_ep = None
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as junk:
+        for size in (0, 5, 20, 200):
+            junk.sendto(os.urandom(size), ("127.0.0.1", echo_port))
+        reader, writer = await udptcp.open_connection("127.0.0.1", echo_port, **QUICK)
+        writer.write(b"still fine")
+        writer.write_eof()
+        assert await asyncio.wait_for(reader.read(), WAIT_S) == b"still fine"
+        writer.close()
+    del server_ep
+
+
+async def test_old_duplicate_syn_is_never_accepted_and_is_forgotten_after_rst() -> None:
+    accepted: list[object] = []
+
+    async def record(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer.get_extra_info("peername"))
+        writer.close()
+
+    server = await udptcp.start_server(record, "127.0.0.1", 0, **QUICK)
+    port = server.sockets[0].getsockname()[1]
+    endpoint = server.endpoints[0]
+    raw = await RawPeer.open(port)
+    stale = Segment(flags=Flags.SYN, seq=123456, ack=0, window=65535)
+    raw.send(stale)
+    synack = await raw.receive()
+    assert synack.flags == Flags.SYN | Flags.ACK and synack.ack == 123457
+    assert len(endpoint.connections) == 1 and not accepted
+    raw.send(Segment(flags=Flags.RST, seq=synack.ack, ack=0, window=0))  # "not my SYN"
+    await asyncio.wait_for(_until(lambda: not endpoint.connections), WAIT_S)
+    raw.close()
+    assert accepted == []
+    server.close()
+    await server.wait_closed()
+
+
+async def test_one_server_socket_serves_a_thousand_connections() -> None:
+    count = 1000
+    peak = 0
+
+    async def hold_then_echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal peak
+        peak = max(peak, len(server.endpoints[0].connections))
+        await echo(reader, writer)
+
+    server = await udptcp.start_server(hold_then_echo, "127.0.0.1", 0, backlog=count, **QUICK)
+    port = server.sockets[0].getsockname()[1]
+
+    async def one(i: int) -> bytes:
+        reader, writer = await udptcp.open_connection("127.0.0.1", port, **QUICK)
+        writer.write(b"%d" % i)
+        writer.write_eof()
+        data = await reader.read()
+        writer.close()
+        return data
+
+    async with server:
+        results = await asyncio.wait_for(asyncio.gather(*(one(i) for i in range(count))), 120)
+    assert results == [b"%d" % i for i in range(count)]
+    assert len(server.sockets) == 1 and peak > count // 2  # one socket held them at once
+    assert server.endpoints[0].counters.syns_dropped_backlog == 0
+
+
+def test_backlog_bounds_half_open_connections() -> None:
+    from udptcp.endpoint import Listener
+
+    class FakeEndpoint:
+        class counters:  # noqa: N801 - stands in for EndpointCounters
+            syns_dropped_backlog = 0
+
+        def open_passive(self, peer: object, syn: bytes, isn: int | None) -> object:
+            opened.append(peer)
+            return type("T", (), {"conn": type("C", (), {"state": udptcp.State.SYN_RCVD})()})()
+
+    opened: list[object] = []
+    endpoint = FakeEndpoint()
+    listener = Listener(endpoint, backlog=3, on_accept=lambda t: None)  # type: ignore[arg-type]
+    for i in range(5):
+        listener.on_syn(b"", ("10.0.0.1", i))
+    assert len(opened) == 3 and endpoint.counters.syns_dropped_backlog == 2
+
+
+async def test_time_wait_is_kept_after_close_then_ends() -> None:
+    async with await udptcp.start_server(echo, "127.0.0.1", 0, **QUICK) as server:
+        port = server.sockets[0].getsockname()[1]
+        reader, writer = await udptcp.open_connection("127.0.0.1", port, msl_s=0.3)
+        writer.write_eof()
+        await reader.read()
+        writer.close()
+        await writer.wait_closed()  # returns at once, as asyncio's does
+        assert writer.get_extra_info("state") is udptcp.State.TIME_WAIT
+        started = asyncio.get_running_loop().time()
+        await asyncio.wait_for(
+            _until(lambda: writer.get_extra_info("state") is udptcp.State.CLOSED), WAIT_S
+        )
+        assert asyncio.get_running_loop().time() - started >= 0.5  # 2 * MSL, less what passed
+
+
+class RawPeer(asyncio.DatagramProtocol):
+    """A hand-driven peer: sends crafted segments, queues what comes back."""
+
+    def __init__(self) -> None:
+        self.received: asyncio.Queue[bytes] = asyncio.Queue()
+        self.transport: asyncio.DatagramTransport | None = None
+
+    @classmethod
+    async def open(cls, port: int) -> RawPeer:
+        loop = asyncio.get_running_loop()
+        _, peer = await loop.create_datagram_endpoint(cls, remote_addr=("127.0.0.1", port))
+        return peer
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.received.put_nowait(data)
+
+    def send(self, segment: Segment) -> None:
+        assert self.transport is not None
+        self.transport.sendto(segment.encode())
+
+    async def receive(self) -> Segment:
+        return Segment.decode(await asyncio.wait_for(self.received.get(), WAIT_S))
+
+    def close(self) -> None:
+        assert self.transport is not None
+        self.transport.close()
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    """Poll a condition the code under test offers no event for (bounded by the caller)."""
+    while not condition():
+        await asyncio.sleep(0.01)

@@ -1,0 +1,1 @@
+"""The ``udptcp`` command line: thin asyncio programs over the public API."""

@@ -1,0 +1,166 @@
+"""``udptcp bench``: bulk throughput of one connection between two processes over loopback.
+
+The command runs the client itself and starts the server as a child process
+(``udptcp bench --role server``). The client sends N MB, half-closes, and waits for the
+server's reply: one JSON line with what the server measured (bytes, its CPU seconds,
+segments). The transfer time runs from the first write to that reply, as for the TCP anchor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+from typing import Any
+
+import udptcp
+from udptcp.cli.common import EXIT_OK, build_config, say
+
+MB = 1_000_000
+BLOCK_BYTES = 1 << 20
+PROGRESS_INTERVAL_S = 0.5
+SERVER_START_TIMEOUT_S = 20.0
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``udptcp bench``."""
+    parser.add_argument("--size-mb", type=float, default=100.0, help="megabytes to send (default 100)")
+    parser.add_argument("--json", action="store_true", help="print the result as one JSON line")
+    parser.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
+    parser.add_argument("--role", choices=["both", "server"], default="both", help=argparse.SUPPRESS)
+    parser.add_argument("--host", default="127.0.0.1", help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
+
+
+async def run(args: argparse.Namespace) -> int:
+    """Run the benchmark (or, with --role server, its server side)."""
+    if args.size_mb <= 0:
+        raise ValueError(f"--size-mb must be positive, got {args.size_mb}")
+    if args.role == "server":
+        return await _serve_once(args)
+    server = _start_server_process(args)
+    try:
+        port = await _read_port(server)
+        result = await _client(args, port)
+    finally:
+        if server.returncode is None:
+            try:
+                await asyncio.wait_for(asyncio.to_thread(server.wait), 10.0)
+            except TimeoutError:
+                server.kill()
+    if args.json:
+        say(json.dumps(result))
+    else:
+        _print_result(result)
+    return EXIT_OK
+
+
+def _start_server_process(args: argparse.Namespace) -> subprocess.Popen[bytes]:
+    argv = [sys.executable, "-m", "udptcp", "bench", "--role", "server", "--loop", args.loop,
+            "--size-mb", str(args.size_mb), "--log-level", args.log_level]
+    if args.mss is not None:
+        argv += ["--mss", str(args.mss)]
+    if args.msl is not None:
+        argv += ["--msl", str(args.msl)]
+    for option in args.option:
+        argv += ["-o", option]
+    return subprocess.Popen(argv, stdout=subprocess.PIPE)
+
+
+async def _read_port(server: subprocess.Popen[bytes]) -> int:
+    assert server.stdout is not None
+    line = await asyncio.wait_for(asyncio.to_thread(server.stdout.readline), SERVER_START_TIMEOUT_S)
+    text = line.decode().strip()
+    if not text.startswith("listening on "):
+        raise RuntimeError(f"the benchmark server did not start (it said {text!r})")
+    return int(text.rsplit(":", 1)[1])
+
+
+async def _serve_once(args: argparse.Namespace) -> int:
+    """Count one connection's bytes, reply with what was measured, then exit."""
+    done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        received = 0
+        first = cpu0 = 0.0
+        while data := await reader.read(BLOCK_BYTES):
+            if not received:
+                first, cpu0 = time.perf_counter(), time.process_time()
+            received += len(data)
+        elapsed = time.perf_counter() - first
+        stats = writer.get_extra_info("stats")
+        report = {"bytes": received, "seconds": elapsed, "cpu_s": time.process_time() - cpu0,
+                  "segments_received": stats["segments_received"],
+                  "segments_sent": stats["segments_sent"]}
+        writer.write(json.dumps(report).encode() + b"\n")
+        writer.close()
+        await writer.wait_closed()
+        if not done.done():
+            done.set_result(None)
+
+    server = await udptcp.start_server(handle, args.host, args.port, config=build_config(args))
+    say(f"listening on {server.sockets[0].getsockname()[0]}:{server.sockets[0].getsockname()[1]}")
+    await done
+    server.close()
+    await server.wait_closed()
+    return EXIT_OK
+
+
+async def _client(args: argparse.Namespace, port: int) -> dict[str, Any]:
+    total = int(args.size_mb * MB)
+    block = memoryview(os.urandom(BLOCK_BYTES))
+    reader, writer = await udptcp.open_connection(args.host, port, config=build_config(args))
+    progress = None if args.no_progress else asyncio.create_task(_progress(writer, total))
+    start, cpu0 = time.perf_counter(), time.process_time()
+    sent = 0
+    while sent < total:
+        chunk = block[: min(BLOCK_BYTES, total - sent)]
+        writer.write(chunk)
+        sent += len(chunk)
+        await writer.drain()
+    writer.write_eof()
+    reply = await reader.readline()
+    elapsed = time.perf_counter() - start
+    cpu = time.process_time() - cpu0
+    if progress is not None:
+        progress.cancel()
+        print(file=sys.stderr, flush=True)
+    stats = writer.get_extra_info("stats")
+    writer.close()
+    await writer.wait_closed()
+    server = json.loads(reply)
+    if server["bytes"] != total:
+        raise RuntimeError(f"the server received {server['bytes']} of {total} bytes")
+    return {
+        "implementation": "udptcp", "loop": _loop_name(), "mss": stats["mss"], "mb": total / MB,
+        "seconds": elapsed, "mb_per_s": total / MB / elapsed,
+        "segments_per_s": stats["segments_sent"] / elapsed,
+        "cpu_client": cpu / elapsed, "cpu_server": server["cpu_s"] / max(server["seconds"], 1e-9),
+        "retransmitted": stats["retransmitted_segments"], "timeouts": stats["timeouts"],
+    }
+
+
+async def _progress(writer: asyncio.StreamWriter, total: int) -> None:
+    start = time.perf_counter()
+    while True:
+        await asyncio.sleep(PROGRESS_INTERVAL_S)
+        stats = writer.get_extra_info("stats")
+        acked = stats["bytes_sent"] - stats["bytes_in_flight"]
+        rate = acked / MB / (time.perf_counter() - start)
+        print(f"\r  {acked / MB:8.1f} / {total / MB:.0f} MB  {rate:7.1f} MB/s", end="",
+              file=sys.stderr, flush=True)
+
+
+def _loop_name() -> str:
+    return type(asyncio.get_running_loop()).__module__.split(".")[0]
+
+
+def _print_result(r: dict[str, Any]) -> None:
+    say(f"udptcp bench: {r['mb']:.0f} MB in {r['seconds']:.2f} s on {r['loop']}, mss {r['mss']}")
+    say(f"  throughput   {r['mb_per_s']:.1f} MB/s, {r['segments_per_s']:.0f} segments/s")
+    say(f"  cpu          client {r['cpu_client']:.0%}, server {r['cpu_server']:.0%} of one core")
+    say(f"  recovery     {r['retransmitted']} segments retransmitted, {r['timeouts']} timeouts")

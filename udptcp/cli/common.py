@@ -1,0 +1,173 @@
+"""What every ``udptcp`` command shares: options, the configuration, exit codes, stdio."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import concurrent.futures
+import os
+import sys
+import threading
+from dataclasses import fields
+from typing import Any
+
+from udptcp.config import Config
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_REFUSED = 3
+EXIT_TIMED_OUT = 4
+EXIT_RESET = 5
+EXIT_INTERRUPTED = 130
+
+CLIENT_MSL_S = 1.0
+"""Client commands default to a 1 s MSL (TIME_WAIT 2 s) so that they exit promptly."""
+SERVER_SHUTDOWN_LINGER_S = 2.0
+"""How long a server command, when stopped, waits for connections in TIME_WAIT."""
+STDIN_CHUNK_BYTES = 256 * 1024
+STDIN_QUEUE_CHUNKS = 4
+
+
+def add_common_options(parser: argparse.ArgumentParser, *, client: bool) -> None:
+    """--msl, --mss, --log-level, --log-json, --loop and -o KEY=VALUE."""
+    default_msl = CLIENT_MSL_S if client else Config().msl_s
+    parser.add_argument(
+        "--msl", type=float, default=None, metavar="SECONDS",
+        help=f"maximum segment lifetime; TIME_WAIT lasts twice this (default {default_msl} s)",
+    )
+    parser.add_argument(
+        "--mss", type=int, default=None, metavar="OCTETS",
+        help=f"segment size (default {Config().mss}; up to 65447 on loopback)",
+    )
+    parser.add_argument(
+        "--log-level", default="warning",
+        choices=["trace", "debug", "info", "warning", "error"],
+        help="log to standard error at this level; trace adds every segment (default warning)",
+    )
+    parser.add_argument("--log-json", action="store_true", help="log JSON lines instead of text")
+    parser.add_argument(
+        "--loop", default="auto", choices=["auto", "uvloop", "asyncio"],
+        help="event loop: uvloop when installed (auto), or the stock asyncio loop",
+    )
+    parser.add_argument(
+        "-o", "--option", action="append", default=[], metavar="KEY=VALUE",
+        help="any udptcp.Config option, e.g. -o rto_min_s=0.05 -o congestion_control=newreno",
+    )
+    parser.set_defaults(client=client)
+
+
+def build_config(args: argparse.Namespace) -> Config:
+    """The Config the command line asks for; ValueError/TypeError name the bad option."""
+    options: dict[str, Any] = {}
+    if args.client:
+        options["msl_s"] = CLIENT_MSL_S
+    else:
+        options["shutdown_linger_s"] = SERVER_SHUTDOWN_LINGER_S
+    if args.msl is not None:
+        options["msl_s"] = args.msl
+    if args.mss is not None:
+        options["mss"] = args.mss
+    types = {f.name: str(f.type) for f in fields(Config)}
+    for item in args.option:
+        key, sep, raw = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep:
+            raise ValueError(f"-o takes KEY=VALUE, got {item!r}")
+        if key not in types:
+            Config().replace(**{key: raw})  # raises TypeError naming the unknown option
+        options[key] = _parse_value(key, raw.strip(), types[key])
+    return Config(**options)
+
+
+def _parse_value(key: str, raw: str, annotation: str) -> Any:
+    if raw.lower() == "none" and "None" in annotation:
+        return None
+    try:
+        if annotation.startswith("bool"):
+            if raw.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError(raw)
+            return raw.lower() in ("true", "1", "yes")
+        if annotation.startswith("int"):
+            return int(raw)
+        if annotation.startswith("float"):
+            return float(raw)
+    except ValueError:
+        raise ValueError(f"option {key} expects {annotation}, got {raw!r}") from None
+    return raw
+
+
+def run_loop(args: argparse.Namespace, main: Any) -> Any:
+    """Run ``main`` on the chosen loop."""
+    if args.loop == "asyncio":
+        return asyncio.run(main)
+    try:
+        import uvloop  # noqa: PLC0415 - optional dependency
+    except ImportError:
+        if args.loop == "uvloop":
+            raise RuntimeError("--loop uvloop: uvloop is not installed (pip install uvloop)") from None
+        return asyncio.run(main)
+    return uvloop.run(main)
+
+
+def say(message: str, *, err: bool = False) -> None:
+    """Print one line and flush (scripts wait on these lines)."""
+    stream = sys.stderr if err else sys.stdout
+    print(message, file=stream, flush=True)
+
+
+def address(sockname: tuple[Any, ...]) -> str:
+    """``host:port``, with brackets for IPv6."""
+    host, port = sockname[0], sockname[1]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+class StdinReader:
+    """Standard input as chunks, read by a daemon thread: regular files cannot be polled, and a
+    thread blocked on a terminal must not keep the process alive after the command is done.
+    The queue is small, so the thread waits while the connection is slower than the input.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=STDIN_QUEUE_CHUNKS)
+        threading.Thread(target=self._pump, name="udptcp-stdin", daemon=True).start()
+
+    def _pump(self) -> None:
+        fd = sys.stdin.fileno()
+        while True:
+            try:
+                chunk = os.read(fd, STDIN_CHUNK_BYTES)
+            except OSError:
+                chunk = b""
+            try:
+                asyncio.run_coroutine_threadsafe(self._queue.put(chunk), self._loop).result()
+            except (RuntimeError, concurrent.futures.CancelledError):
+                return  # the loop is gone
+            if not chunk:
+                return
+
+    async def read(self) -> bytes:
+        """The next chunk; b"" once standard input has ended."""
+        return await self._queue.get()
+
+
+def write_stdout(data: bytes) -> None:
+    """Copy received data to standard output as it arrives."""
+    sys.stdout.buffer.write(data)
+    sys.stdout.buffer.flush()
+
+
+def exit_code_for(exc: BaseException) -> tuple[int, str]:
+    """The exit code and one-line message for an error that ends a command."""
+    if isinstance(exc, ConnectionRefusedError):
+        return EXIT_REFUSED, str(exc)
+    if isinstance(exc, TimeoutError):
+        return EXIT_TIMED_OUT, str(exc) or "timed out"
+    if isinstance(exc, ConnectionResetError | BrokenPipeError):
+        return EXIT_RESET, str(exc) or "connection reset"
+    if isinstance(exc, ValueError | TypeError):
+        return EXIT_USAGE, str(exc)
+    if isinstance(exc, OSError):
+        return EXIT_ERROR, exc.strerror or str(exc)
+    return EXIT_ERROR, f"{type(exc).__name__}: {exc}"

@@ -1,0 +1,63 @@
+"""``udptcp echo-server`` and ``udptcp echo-client``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+
+import udptcp
+from udptcp.cli.common import EXIT_OK, address, build_config, say, write_stdout
+from udptcp.cli.netcat import relay
+
+READ_CHUNK_BYTES = 256 * 1024
+
+
+async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Send back every byte; close once the peer's data has ended and all of it is echoed."""
+    try:
+        while data := await reader.read(READ_CHUNK_BYTES):
+            writer.write(data)
+            await writer.drain()
+        writer.close()
+        await writer.wait_closed()
+    except (ConnectionError, TimeoutError):
+        writer.transport.abort()
+
+
+async def serve(args: argparse.Namespace) -> int:
+    """Echo every connection until SIGINT or SIGTERM."""
+    config = build_config(args)
+    server = await udptcp.start_server(echo, args.host, args.port, config=config)
+    say(f"listening on {address(server.sockets[0].getsockname())}")
+    await _until_signalled()
+    server.close()
+    server.close_clients()
+    await server.wait_closed()
+    return EXIT_OK
+
+
+async def client(args: argparse.Namespace) -> int:
+    """Send the message (or standard input), half-close, print the echo until the server closes."""
+    reader, writer = await udptcp.open_connection(args.host, args.port, config=build_config(args))
+    await relay(reader, writer, None if args.message is None else args.message.encode())
+    if args.message is not None and sys.stdout.isatty():
+        write_stdout(b"\n")
+    return EXIT_OK
+
+
+async def _until_signalled() -> None:
+    loop = asyncio.get_running_loop()
+    stop = loop.create_future()
+    def on_signal() -> None:
+        if not stop.done():
+            stop.set_result(None)
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, on_signal)
+    try:
+        await stop
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)

@@ -1,0 +1,101 @@
+"""The ``udptcp`` command: echo server and client, netcat, the netem relay, the benchmark.
+
+Exit codes, for scripts: 0 success, 1 other error, 2 bad usage, 3 connection refused,
+4 timed out, 5 connection reset, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
+
+from udptcp import log
+from udptcp.cli import bench, echo, netcat
+from udptcp.cli.common import (
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    add_common_options,
+    exit_code_for,
+    run_loop,
+)
+from udptcp.netem import cli as netem_cli
+from udptcp.netem.spec import SPEC_HELP
+
+Command = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser for every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="udptcp",
+        description="A TCP-like reliable byte stream over UDP.",
+        epilog="exit codes: 0 ok, 1 error, 2 usage, 3 refused, 4 timed out, 5 reset, 130 interrupted",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("echo-server", help="echo every connection's bytes back")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=0, help="port to listen on; 0 picks a free one")
+    add_common_options(p, client=False)
+    p.set_defaults(run=echo.serve)
+
+    p = sub.add_parser("echo-client", help="send a message or stdin, print the echo")
+    p.add_argument("host")
+    p.add_argument("port", type=int)
+    p.add_argument("message", nargs="?", help="what to send (default: standard input)")
+    add_common_options(p, client=True)
+    p.set_defaults(run=echo.client)
+
+    p = sub.add_parser("listen", help="accept one connection: peer to stdout, stdin to peer")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("port", type=int, help="port to listen on; 0 picks a free one")
+    add_common_options(p, client=False)
+    p.set_defaults(run=netcat.listen)
+
+    p = sub.add_parser("connect", help="connect: stdin to peer, peer to stdout")
+    p.add_argument("host")
+    p.add_argument("port", type=int)
+    add_common_options(p, client=True)
+    p.set_defaults(run=netcat.connect)
+
+    p = sub.add_parser(
+        "netem", help="a UDP relay that impairs traffic per direction",
+        epilog=SPEC_HELP, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    netem_cli.add_arguments(p)
+    p.add_argument("--log-level", default="warning", help=argparse.SUPPRESS)
+    p.add_argument("--log-json", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--loop", default="auto", choices=["auto", "uvloop", "asyncio"],
+                   help="event loop (default: uvloop when installed)")
+    p.set_defaults(run=netem_cli.run)
+
+    p = sub.add_parser("bench", help="measure bulk throughput between two processes")
+    bench.add_arguments(p)
+    add_common_options(p, client=True)
+    p.set_defaults(run=bench.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script and of ``python -m udptcp``."""
+    args = build_parser().parse_args(argv)
+    try:
+        log.configure(args.log_level, json=args.log_json)
+    except ValueError as exc:
+        print(f"udptcp: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    command: Command = args.run
+    try:
+        code: int = run_loop(args, command(args))
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except (OSError, ValueError, TypeError, RuntimeError) as exc:
+        code, message = exit_code_for(exc)
+        print(f"udptcp {args.command}: {message}", file=sys.stderr)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,73 @@
+"""``udptcp listen`` and ``udptcp connect``: netcat for udptcp.
+
+Standard input goes to the peer and the peer's bytes go to standard output. The end of
+standard input is a half-close (FIN); the command keeps printing until the peer closes too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+
+import udptcp
+from udptcp.cli.common import EXIT_OK, StdinReader, address, build_config, say, write_stdout
+
+READ_CHUNK_BYTES = 256 * 1024
+
+
+async def listen(args: argparse.Namespace) -> int:
+    """Accept one connection, then relay it to and from stdio."""
+    config = build_config(args)
+    accepted: asyncio.Future[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = (
+        asyncio.get_running_loop().create_future()
+    )
+
+    def on_connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if accepted.done():
+            writer.transport.abort()  # one connection only, as netcat
+        else:
+            accepted.set_result((reader, writer))
+
+    server = await udptcp.start_server(on_connection, args.host, args.port, config=config, backlog=1)
+    say(f"listening on {address(server.sockets[0].getsockname())}", err=True)
+    reader, writer = await accepted
+    server.close()
+    await relay(reader, writer)
+    await server.wait_closed()
+    return EXIT_OK
+
+
+async def connect(args: argparse.Namespace) -> int:
+    """Connect, then relay the connection to and from stdio."""
+    config = build_config(args)
+    reader, writer = await udptcp.open_connection(args.host, args.port, config=config)
+    await relay(reader, writer)
+    return EXIT_OK
+
+
+async def relay(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, message: bytes | None = None
+) -> None:
+    """``message`` (or stdin) -> peer, then FIN; peer -> stdout; until both directions ended."""
+    loop = asyncio.get_running_loop()
+
+    async def upstream() -> None:
+        if message is not None:
+            writer.write(message)
+        else:
+            stdin = StdinReader(loop)
+            while chunk := await stdin.read():
+                writer.write(chunk)
+                await writer.drain()
+        writer.write_eof()
+        await writer.drain()
+
+    sender = asyncio.create_task(upstream())
+    try:
+        while data := await reader.read(READ_CHUNK_BYTES):
+            write_stdout(data)
+        await sender
+    finally:
+        sender.cancel()
+        writer.close()
+    await writer.wait_closed()

@@ -1,0 +1,325 @@
+"""One UDP socket and every udptcp connection that lives on it.
+
+The endpoint is an ``asyncio.DatagramProtocol``. It routes each datagram by the peer's address
+to that connection's :class:`~udptcp.transport.StreamTransport`; a datagram from a stranger
+is a new connection (a valid SYN, if a listener is accepting and its backlog has room) or gets
+a RST, as RFC 9293 has it for segments that match no connection. Connections stay here after
+the application is done with them (FIN_WAIT_2, TIME_WAIT) until the core says they are over,
+as the kernel keeps TCP's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import socket
+from collections import deque
+from collections.abc import Callable
+from typing import Any, cast
+
+from udptcp.config import Config
+from udptcp.core import Connection, State, reset_for_unknown
+from udptcp.core.isn import SECRET_BYTES, isn_for
+from udptcp.log import get_logger
+from udptcp.transport import Address, StreamTransport, clock
+from udptcp.wire import MalformedSegment, decode_datagram
+
+SYN, RST, ACK = 0x02, 0x04, 0x10
+
+
+class EndpointCounters:
+    """What the endpoint dropped or answered on its own."""
+
+    __slots__ = ("dropped_malformed", "resets_sent", "syns_dropped_backlog")
+
+    def __init__(self) -> None:
+        self.dropped_malformed = 0
+        self.resets_sent = 0
+        self.syns_dropped_backlog = 0
+
+
+class Endpoint(asyncio.DatagramProtocol):
+    """The owner of one UDP socket and the connections on it."""
+
+    def __init__(self, config: Config, loop: asyncio.AbstractEventLoop) -> None:
+        self.config = config
+        self.loop = loop
+        self.counters = EndpointCounters()
+        self.local_addr: Address | None = None
+        self.socket: Any = None
+        self.listener: Listener | None = None
+        self.writing_paused = False
+        self.auto_close = True
+        self._udp: asyncio.DatagramTransport | None = None
+        self._connected = False
+        self._secret = os.urandom(SECRET_BYTES)
+        self._by_peer: dict[Address, StreamTransport] = {}
+        self._attached: set[StreamTransport] = set()
+        self._waiting_writable: set[StreamTransport] = set()
+        self._changed = asyncio.Event()
+        self._closed = loop.create_future()
+        self._log = get_logger()
+
+    # -- asyncio.DatagramProtocol ----------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._udp = cast(asyncio.DatagramTransport, transport)  # uvloop's is not a subclass
+        self.socket = transport.get_extra_info("socket")
+        self.local_addr = transport.get_extra_info("sockname")
+        self._connected = transport.get_extra_info("peername") is not None
+
+    def datagram_received(self, data: bytes, addr: Address) -> None:
+        conn_transport = self._by_peer.get(addr)
+        if conn_transport is None or (
+            conn_transport.conn.state is State.TIME_WAIT and self._reopens(conn_transport, data)
+        ):
+            self._from_stranger(data, addr)
+        else:
+            conn_transport.datagram_received(data)
+
+    def error_received(self, exc: Exception) -> None:
+        # ICMP errors reach only connected (client) sockets. Port unreachable fails an open
+        # that is still in SYN_SENT (the core decides); otherwise errors are hints only.
+        self._log.debug("socket error", error=str(exc))
+        if isinstance(exc, ConnectionRefusedError):
+            for transport in list(self._by_peer.values()):
+                transport.on_unreachable()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        for transport in list(self._by_peer.values()):
+            transport.fail_now(exc or ConnectionAbortedError("the udptcp endpoint was closed"))
+        self._by_peer.clear()
+        if not self._closed.done():
+            self._closed.set_result(None)
+        self._notify()
+
+    def pause_writing(self) -> None:
+        self.writing_paused = True
+
+    def resume_writing(self) -> None:
+        self.writing_paused = False
+        waiting = self._waiting_writable
+        self._waiting_writable = set()
+        for transport in waiting:
+            transport.pump_soon()
+
+    # -- for the connections ---------------------------------------------------------------
+
+    def send_all(self, datagrams: list[bytes], peer: Address) -> None:
+        """Send a batch to one peer (no address on a connected socket: uvloop skips a check)."""
+        udp = self._udp
+        if udp is None or udp.is_closing():
+            return
+        if self._connected:
+            for datagram in datagrams:
+                udp.sendto(datagram)
+        else:
+            for datagram in datagrams:
+                udp.sendto(datagram, peer)
+
+    def wait_writable(self, transport: StreamTransport) -> None:
+        """The socket buffer is full: pump ``transport`` again once it drains."""
+        self._waiting_writable.add(transport)
+
+    def on_established(self, transport: StreamTransport) -> None:
+        """A passively opened connection completed its handshake."""
+        if self.listener is not None:
+            self.listener.on_established(transport)
+        else:
+            transport.abort()
+
+    def attach(self, transport: StreamTransport) -> None:
+        """The application has ``transport`` (so a server's ``wait_closed`` waits for it)."""
+        self._attached.add(transport)
+
+    def detach(self, transport: StreamTransport) -> None:
+        """The application is done with ``transport``; its connection may live on (TIME_WAIT)."""
+        self._attached.discard(transport)
+        self._notify()
+
+    def forget(self, transport: StreamTransport) -> None:
+        """The core reached CLOSED (or went back to LISTEN): drop it from the routing table."""
+        if self._by_peer.get(transport.peer) is transport:
+            del self._by_peer[transport.peer]
+        if self.listener is not None:
+            self.listener.on_forget(transport)
+        self._notify()
+        if self.auto_close and not self._by_peer and (self.listener is None or not self.listener.accepting):
+            self.close()
+
+    # -- opening connections ---------------------------------------------------------------
+
+    def connect(
+        self, peer: Address, established: asyncio.Future[None], protocol: asyncio.Protocol
+    ) -> StreamTransport:
+        """Actively open a connection to ``peer``; ``protocol`` gets it once established."""
+        now = clock()
+        conn = Connection(self.config, isn=isn_for(self._secret, self.local_addr, peer, now))
+        transport = StreamTransport(self, conn, peer, cid=secrets.token_hex(3), established=established)
+        transport.set_protocol(protocol)
+        self._by_peer[peer] = transport
+        conn.connect(now)
+        transport.start()
+        return transport
+
+    def open_passive(self, peer: Address, syn: bytes, isn: int | None = None) -> StreamTransport:
+        """A connection in LISTEN, fed the SYN that created it."""
+        now = clock()
+        conn = Connection(
+            self.config, isn=isn if isn is not None else isn_for(self._secret, self.local_addr, peer, now)
+        )
+        conn.listen()
+        transport = StreamTransport(self, conn, peer, cid=secrets.token_hex(3))
+        self._by_peer[peer] = transport
+        transport.datagram_received(syn)
+        return transport
+
+    def _from_stranger(self, data: bytes, addr: Address) -> None:
+        try:
+            flags = decode_datagram(data)[0]
+        except MalformedSegment:
+            self.counters.dropped_malformed += 1
+            return
+        listener = self.listener
+        if listener is not None and listener.accepting and flags & (SYN | ACK | RST) == SYN:
+            listener.on_syn(data, addr)
+            return
+        reply = reset_for_unknown(data)
+        if reply is not None and self._udp is not None and not self._udp.is_closing():
+            self.counters.resets_sent += 1
+            self._udp.sendto(reply, None if self._connected else addr)
+
+    def _reopens(self, old: StreamTransport, data: bytes) -> bool:
+        """A SYN that may take over a pair of addresses still in TIME_WAIT (RFC 6191)."""
+        listener = self.listener
+        if listener is None or not listener.accepting:
+            return False
+        try:
+            flags, seq = decode_datagram(data)[:2]
+        except MalformedSegment:
+            return False
+        if flags & (SYN | ACK | RST) != SYN:
+            return False
+        isn = old.conn.successor_isn(seq)
+        if isn is None:
+            return False
+        old.conn.end_time_wait()
+        old.start()
+        listener.next_isn = isn
+        return True
+
+    # -- closing ---------------------------------------------------------------------------
+
+    @property
+    def connections(self) -> list[StreamTransport]:
+        """Every connection the endpoint still keeps."""
+        return list(self._by_peer.values())
+
+    @property
+    def attached(self) -> int:
+        """Connections the application still holds."""
+        return len(self._attached)
+
+    def close(self) -> None:
+        """Close the socket now; connections still here fail."""
+        if self._udp is not None and not self._udp.is_closing():
+            self._udp.close()
+        elif self._udp is None and not self._closed.done():
+            self._closed.set_result(None)
+
+    async def wait_until(self, done: Callable[[], bool], timeout_s: float | None) -> bool:
+        """Wait (at most ``timeout_s``) until ``done()`` holds; re-checked on every change."""
+        deadline = None if timeout_s is None else self.loop.time() + timeout_s
+        while not done():
+            self._changed.clear()
+            remaining = None if deadline is None else deadline - self.loop.time()
+            if remaining is not None and remaining <= 0:
+                return False
+            try:
+                await asyncio.wait_for(self._changed.wait(), remaining)
+            except TimeoutError:
+                return done()
+        return True
+
+    async def linger(self) -> None:
+        """Wait for connections the application left (TIME_WAIT and the like), then close."""
+        config = self.config
+        bound = config.shutdown_linger_s if config.shutdown_linger_s is not None else config.time_wait_s
+        await self.wait_until(lambda: not self._by_peer, bound)
+        self.close()
+        await self._closed
+
+    @property
+    def closed(self) -> asyncio.Future[None]:
+        """Done once the socket is closed."""
+        return self._closed
+
+    def _notify(self) -> None:
+        self._changed.set()
+
+
+class Listener:
+    """The passive side: a backlog of half-open and unaccepted connections, and accepting."""
+
+    def __init__(
+        self, endpoint: Endpoint, backlog: int, on_accept: Callable[[StreamTransport], None]
+    ) -> None:
+        self._endpoint = endpoint
+        self._backlog = backlog
+        self._on_accept = on_accept
+        self.accepting = True
+        self.serving = False
+        self.next_isn: int | None = None
+        self._half_open: set[StreamTransport] = set()
+        self._queue: deque[StreamTransport] = deque()
+
+    def on_syn(self, syn: bytes, peer: Address) -> None:
+        """A SYN from a new peer: open a connection if the backlog has room, else drop it."""
+        if len(self._half_open) + len(self._queue) >= self._backlog:
+            self._endpoint.counters.syns_dropped_backlog += 1  # the client will retry
+            return
+        isn, self.next_isn = self.next_isn, None
+        transport = self._endpoint.open_passive(peer, syn, isn)
+        if transport.conn.state is State.SYN_RCVD:
+            self._half_open.add(transport)
+
+    def on_established(self, transport: StreamTransport) -> None:
+        self._half_open.discard(transport)
+        if self.serving:
+            self._on_accept(transport)
+        else:
+            self._queue.append(transport)
+
+    def on_forget(self, transport: StreamTransport) -> None:
+        self._half_open.discard(transport)
+        if transport in self._queue:
+            self._queue.remove(transport)
+
+    def start_serving(self) -> None:
+        self.serving = True
+        while self._queue:
+            self._on_accept(self._queue.popleft())
+
+    def close(self) -> None:
+        """Stop accepting: new SYNs get RST; unaccepted connections are reset."""
+        self.accepting = False
+        self.serving = False
+        for transport in [*self._queue, *self._half_open]:
+            transport.abort()
+        self._queue.clear()
+        self._half_open.clear()
+
+
+def make_socket(family: int, config: Config) -> socket.socket:
+    """A non-blocking UDP socket with buffers sized for the window."""
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    sock.setblocking(False)
+    for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+        # The kernel caps the size (net.core.rmem_max); smaller buffers still work.
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, option, config.socket_buffer_bytes)
+    if family == socket.AF_INET6:
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    return sock

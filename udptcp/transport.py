@@ -1,0 +1,400 @@
+"""The asyncio driver of one connection core, presented as an ``asyncio.Transport``.
+
+asyncio's own ``StreamReaderProtocol``, ``StreamReader`` and ``StreamWriter`` sit on top of it
+unchanged (as aioquic's stream adapter does), so udptcp's streams behave exactly like
+asyncio's. Every entry point (a datagram, the timer, an application call) ends in ``_pump``:
+drain the core's events, send its datagrams, re-arm the one timer. Writes in one loop turn are
+coalesced into one pump with ``call_soon``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING, Any
+
+from udptcp.core import (
+    CloseReason,
+    Connection,
+    ConnectionEstablished,
+    ConnectionFailed,
+    ConnectionTerminated,
+    DataReceived,
+    EofReceived,
+    SendComplete,
+    State,
+    StateChanged,
+)
+from udptcp.log import TRACE_LOGGER_NAME, debug_enabled, get_logger
+from udptcp.wire import MalformedSegment, Segment
+
+if TYPE_CHECKING:
+    from udptcp.endpoint import Endpoint
+
+Address = tuple[Any, ...]
+clock = time.monotonic
+"""The core's clock. Not ``loop.time()``: uvloop's ticks in milliseconds, too coarse for RTTs."""
+
+LOG_WRITES_AFTER_LOSS = 5
+
+
+class StreamTransport(asyncio.Transport):
+    """One udptcp connection, as asyncio's streams expect a transport to behave."""
+
+    def __init__(
+        self, endpoint: Endpoint, conn: Connection, peer: Address, *, cid: str,
+        established: asyncio.Future[None] | None = None,
+    ) -> None:
+        super().__init__()
+        self._endpoint = endpoint
+        self._loop = endpoint.loop
+        self.conn = conn
+        self.peer = peer
+        self.cid = cid
+        self._established = established
+        self._protocol: asyncio.BaseProtocol | None = None
+        self._log = get_logger(cid=cid, local=_fmt(endpoint.local_addr), peer=_fmt(peer))
+        self._debug = debug_enabled()
+        self._trace = (
+            get_logger(TRACE_LOGGER_NAME, cid=cid) if debug_enabled(TRACE_LOGGER_NAME) else None
+        )
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._pump_scheduled = False
+        self._closing = False
+        self._eof_written = False
+        self._eof_received = False
+        self._lost = False
+        self._writes_after_loss = 0
+        self._error: BaseException | None = None
+        self._reading = True
+        self._paused_protocol = False
+        self._high_water = conn.config.send_buffer_bytes
+        self._low_water = self._high_water // 4
+
+    # -- the driver ------------------------------------------------------------------------
+
+    def datagram_received(self, data: bytes) -> None:
+        """A datagram from our peer, routed here by the endpoint."""
+        if self._trace is not None:
+            self._trace_segment("received", data)
+        self.conn.receive_datagram(data, clock())
+        self._pump()
+
+    def _trace_segment(self, direction: str, data: bytes) -> None:
+        assert self._trace is not None
+        try:
+            seg = Segment.decode(data)
+        except MalformedSegment as exc:
+            self._trace.debug(f"segment {direction}", malformed=str(exc), size=len(data))
+            return
+        self._trace.debug(
+            f"segment {direction}", segment=seg.describe(), state=self.conn.state.name,
+            sack=list(seg.sack) or None, mss=seg.mss,
+        )
+
+    def on_unreachable(self) -> None:
+        """The socket reported the peer unreachable (ICMP); the core decides what it means."""
+        self.conn.destination_unreachable()
+        self._pump()
+
+    def start(self) -> None:
+        """Run the core once, after an open (connect, or the SYN a listener fed it)."""
+        self._pump()
+
+    def _pump(self) -> None:
+        conn = self.conn
+        self._pump_scheduled = False
+        while (event := conn.next_event()) is not None:
+            self._on_event(event)
+        endpoint = self._endpoint
+        if not endpoint.writing_paused:
+            datagrams = conn.datagrams_to_send(clock())
+            if datagrams:
+                if self._trace is not None:
+                    for datagram in datagrams:
+                        self._trace_segment("sent", datagram)
+                endpoint.send_all(datagrams, self.peer)
+        else:
+            endpoint.wait_writable(self)
+        if self._paused_protocol and conn.send_buffered <= self._low_water:
+            self._paused_protocol = False
+            protocol = self._protocol
+            if isinstance(protocol, asyncio.Protocol) and not self._lost:
+                protocol.resume_writing()
+        self._arm_timer(conn.get_timer())
+
+    def pump_soon(self) -> None:
+        """Coalesce this loop turn's writes into one pass over the core."""
+        if not self._pump_scheduled:
+            self._pump_scheduled = True
+            self._loop.call_soon(self._pump)
+
+    def _arm_timer(self, deadline: float | None) -> None:
+        if deadline is None:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = self._timer_at = None
+            return
+        if self._timer_at is not None and self._timer_at <= deadline:
+            return  # it fires first; the core tells us then when it really needs us
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = deadline
+        self._timer = self._loop.call_later(max(0.0, deadline - clock()), self._on_timer)
+
+    def _on_timer(self) -> None:
+        due = self._timer_at
+        self._timer = self._timer_at = None
+        if due is None:
+            return
+        self.conn.handle_timer(max(due, clock()))  # timers may fire a little early on uvloop
+        self._pump()
+
+    def _on_event(self, event: object) -> None:
+        if isinstance(event, DataReceived):
+            protocol = self._protocol
+            if isinstance(protocol, asyncio.Protocol) and not self._closing:
+                protocol.data_received(event.data)  # type: ignore[arg-type]
+        elif isinstance(event, StateChanged):
+            if self._debug:
+                self._log.debug(
+                    "state change", old=event.old.name, new=event.new.name, cause=event.cause.value
+                )
+        elif isinstance(event, EofReceived):
+            self._on_eof()
+        elif isinstance(event, SendComplete):
+            if self._closing:
+                self._connection_lost(None)
+        elif isinstance(event, ConnectionEstablished):
+            self._on_established()
+        elif isinstance(event, ConnectionFailed):
+            self._on_failed(event.reason)
+        elif isinstance(event, ConnectionTerminated):
+            self._connection_lost(self._error)
+            self._cancel_timer()
+            self._endpoint.forget(self)
+
+    def _on_established(self) -> None:
+        if self._debug:
+            self._log.debug("established", mss=self.conn.tx.max_seg, sack=self.conn.sack_ok,
+                            timestamps=self.conn.ts_ok)
+        waiter = self._established
+        if waiter is None:
+            self._endpoint.on_established(self)
+            return
+        self._established = None
+        if waiter.done():  # the opener gave up (cancelled) just now
+            self.abort()
+            return
+        self._endpoint.attach(self)
+        if self._protocol is not None:
+            self._protocol.connection_made(self)
+        waiter.set_result(None)
+
+    def _on_eof(self) -> None:
+        self._eof_received = True
+        protocol = self._protocol
+        if isinstance(protocol, asyncio.Protocol) and not self._closing:
+            keep_open = protocol.eof_received()
+            if not keep_open:
+                self.close()
+
+    def _on_failed(self, reason: CloseReason) -> None:
+        exc = self._exception_for(reason)
+        self._log.info("connection failed", reason=reason.value, state=self.conn.state.name)
+        waiter = self._established
+        if waiter is not None:
+            self._established = None
+            if not waiter.done():
+                waiter.set_exception(exc)
+            return
+        if reason is CloseReason.RESET_AFTER_CLOSE:
+            return  # we closed; the peer learns by our RST, the application lost nothing it wanted
+        self._error = exc
+        self._connection_lost(exc)
+
+    def _exception_for(self, reason: CloseReason) -> OSError:
+        peer = _fmt(self.peer)
+        config = self.conn.config
+        if reason is CloseReason.REFUSED:
+            return ConnectionRefusedError(
+                f"connection to {peer} refused: nothing listens there (it answered RST or ICMP "
+                "port unreachable)"
+            )
+        if reason is CloseReason.TIMED_OUT:
+            if self._established is not None:
+                return TimeoutError(
+                    f"connecting to {peer} timed out: no answer to {config.syn_retries + 1} SYNs; "
+                    "check that a udptcp server runs there and that UDP gets through"
+                )
+            return TimeoutError(
+                f"connection to {peer} timed out: no acknowledgement after "
+                f"{config.retries} retransmissions; the peer is gone or the path is down"
+            )
+        if self._eof_received:
+            return BrokenPipeError(
+                f"connection to {peer} broken: the peer closed it, then reset it when data arrived"
+            )
+        return ConnectionResetError(f"connection reset by peer {peer}")
+
+    def _connection_lost(self, exc: BaseException | None) -> None:
+        if self._lost:
+            return
+        self._lost = True
+        self._closing = True
+        protocol = self._protocol
+        if protocol is not None:
+            self._loop.call_soon(protocol.connection_lost, exc)  # type: ignore[arg-type]
+        self._endpoint.detach(self)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = self._timer_at = None
+
+    def fail_now(self, exc: BaseException) -> None:
+        """The endpoint's socket is gone: end this connection with ``exc``."""
+        waiter = self._established
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(exc)
+        self._established = None
+        self._cancel_timer()
+        self._error = exc
+        self._connection_lost(exc)
+
+    # -- asyncio.BaseTransport -------------------------------------------------------------
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        conn = self.conn
+        if name == "peername":
+            return self.peer
+        if name == "sockname":
+            return self._endpoint.local_addr
+        if name == "socket":
+            return self._endpoint.socket
+        if name == "state":
+            return conn.state
+        if name == "stats":
+            stats: dict[str, Any] = conn.stats.as_dict()
+            stats.update(
+                srtt_s=conn.rtt.srtt_s, rttvar_s=conn.rtt.rttvar_s, min_rtt_s=conn.rtt.min_rtt_s,
+                rto_s=conn.rtt.rto_s, cwnd_bytes=conn.cc.cwnd, ssthresh_bytes=conn.cc.ssthresh,
+                congestion_control=conn.cc.name, mss=conn.tx.max_seg, sack=conn.sack_ok,
+                timestamps=conn.ts_ok, peer_window_bytes=conn.tx.wnd,
+                bytes_in_flight=conn.tx.pipe, send_buffered_bytes=conn.send_buffered,
+            )
+            return stats
+        if name == "rtt":
+            return conn.rtt.srtt_s
+        if name == "cwnd":
+            return conn.cc.cwnd
+        if name == "cid":
+            return self.cid
+        return default
+
+    def is_closing(self) -> bool:
+        return self._closing
+
+    def close(self) -> None:
+        """Close both ways: a FIN after what is queued; ``connection_lost`` once it is acked."""
+        if self._closing:
+            return
+        self._closing = True
+        self._eof_written = True
+        self.conn.close()
+        if self.conn.state in (State.CLOSED, State.TIME_WAIT):
+            self._connection_lost(self._error)
+        self.pump_soon()
+
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        self._protocol = protocol
+
+    def get_protocol(self) -> asyncio.BaseProtocol:
+        assert self._protocol is not None
+        return self._protocol
+
+    # -- asyncio.ReadTransport -------------------------------------------------------------
+
+    def is_reading(self) -> bool:
+        return self._reading and not self._closing
+
+    def pause_reading(self) -> None:
+        """Hold data in the core; the advertised window closes as it fills."""
+        if self._reading:
+            self._reading = False
+            self.conn.pause_reading()
+
+    def resume_reading(self) -> None:
+        if not self._reading:
+            self._reading = True
+            self.conn.resume_reading()
+            self.pump_soon()
+
+    # -- asyncio.WriteTransport ------------------------------------------------------------
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if not isinstance(data, bytes | bytearray | memoryview):
+            raise TypeError(f"data must be bytes-like, not {type(data).__name__}")
+        if self._eof_written and not self._lost:
+            raise RuntimeError("Cannot call write() after write_eof()")
+        if self._lost or self.conn.state not in (
+            State.SYN_RCVD, State.ESTABLISHED, State.CLOSE_WAIT
+        ):
+            self._writes_after_loss += 1
+            if self._writes_after_loss == LOG_WRITES_AFTER_LOSS:
+                self._log.warning("writes to a closed udptcp connection are being dropped")
+            return
+        if not data:
+            return
+        self.conn.send(data)
+        self.pump_soon()
+        if not self._paused_protocol and self.conn.send_buffered > self._high_water:
+            protocol = self._protocol
+            if isinstance(protocol, asyncio.Protocol):
+                self._paused_protocol = True
+                protocol.pause_writing()
+
+    def writelines(self, list_of_data: Any) -> None:
+        self.write(b"".join(list_of_data))
+
+    def write_eof(self) -> None:
+        """Half-close: send a FIN after the queued data; reading goes on."""
+        if self._eof_written or self._lost:
+            return
+        self._eof_written = True
+        if self.conn.state in (State.SYN_RCVD, State.ESTABLISHED, State.CLOSE_WAIT):
+            self.conn.shutdown()
+            self.pump_soon()
+
+    def can_write_eof(self) -> bool:
+        return True
+
+    def abort(self) -> None:
+        """Reset the connection now; queued data is discarded."""
+        self._closing = True
+        self.conn.abort()
+        self._pump()
+        self._connection_lost(self._error)
+
+    def get_write_buffer_size(self) -> int:
+        return self.conn.send_buffered
+
+    def get_write_buffer_limits(self) -> tuple[int, int]:
+        return self._low_water, self._high_water
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        if high is None:
+            high = self.conn.config.send_buffer_bytes if low is None else 4 * low
+        if low is None:
+            low = high // 4
+        if not high >= low >= 0:
+            raise ValueError(f"high ({high!r}) must be >= low ({low!r}) must be >= 0")
+        self._high_water, self._low_water = high, low
+
+
+def _fmt(addr: Address | None) -> str:
+    if not addr:
+        return "?"
+    host, port = addr[0], addr[1]
+    return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
