@@ -112,6 +112,7 @@ class Connection:
         self.close_at: float | None = None
         self.persist_at: float | None = None
         self.probes_out = 0
+        self.persist_backoff = 0
         self.probe_due = False
         self.last_heard = 0.0
         self._challenge_window = -1
@@ -270,6 +271,8 @@ class Connection:
             return
         rec = self.recovery
         if rec.rto_at is not None and now >= rec.rto_at:
+            if self.tx.wnd == 0 and now - self.last_heard < self.config.rto_max_s:
+                rec.timeouts = 0  # the peer shrank its window but answers: these are probes
             if rec.timeouts >= self.config.retries:
                 self._fail(CloseReason.TIMED_OUT, Cause.RETRIES_EXHAUSTED, send_reset=True)
                 return
@@ -305,9 +308,11 @@ class Connection:
             self._fail(CloseReason.TIMED_OUT, Cause.RETRIES_EXHAUSTED, send_reset=True)
             return
         self.probes_out += 1
+        self.persist_backoff += 1
         self.stats.window_probes += 1
         self.out.queue_window_probe()
-        self.persist_at = now + min(self.rtt.rto_s * (1 << self.probes_out), self.config.rto_max_s)
+        interval = self.rtt.rto_s * (1 << min(self.persist_backoff, 16))
+        self.persist_at = now + min(interval, self.config.rto_max_s)
 
     # -- segment arrival -------------------------------------------------------------------
 
@@ -434,8 +439,13 @@ class Connection:
             return
         if not self._acceptable(flags, seq, len(payload)):
             if not flags & RST:
-                self.stats.dropped_out_of_window += 1
                 rx.ack_now = True
+                end = seq + len(payload)
+                if payload and end <= rx.rcv_nxt:
+                    rx.dsack = (seq, end)  # all of it arrived before: tell the sender (RFC 2883)
+                    self.stats.duplicate_segments += 1
+                else:
+                    self.stats.dropped_out_of_window += 1
                 if flags & ACK and rx.window == 0 and state is not S.SYN_RCVD:
                     self._on_ack_field(ack32, wnd, seq, opts, ts, now)
             return
@@ -554,6 +564,7 @@ class Connection:
         self.probes_out = 0
         if tx.wnd > 0:
             self.persist_at = None
+            self.persist_backoff = 0
         blocks: list[tuple[int, int]] = []
         dsack = False
         if opts is not None and opts.sack and self.sack_ok:
@@ -687,6 +698,23 @@ class Connection:
             self._stop_timers()
             self.close_at = None
             self._events.append(ConnectionTerminated())
+            if new is S.LISTEN:
+                self._forget_half_open()
+
+    def _forget_half_open(self) -> None:
+        """Back in LISTEN: start over as a fresh listener, with a new ISN further along."""
+        isn = (self.tx.iss + INCARNATION_GAP) & SEQ_MASK
+        config = self.config
+        self.tx = Sender()
+        self.tx.start(isn)
+        self.tx.max_seg = config.mss
+        self.rx = Receiver(config.recv_buffer_bytes, config.mss)
+        self.rtt = RttEstimator(config.rto_initial_s, config.rto_min_s, config.rto_max_s)
+        self.cc = congestion.create(config.congestion_control, config.mss, config.initial_window_segments)
+        self.recovery = LossRecovery(self.tx, self.rtt, self.cc, self.stats, config.delayed_ack_s)
+        self.out = Output(self)
+        self.syn_tries = 0
+        self.syn_due = False
 
     def _stop_timers(self) -> None:
         rec = self.recovery

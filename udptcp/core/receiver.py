@@ -199,16 +199,19 @@ class Receiver:
     def sack_blocks(self, limit: int) -> list[tuple[int, int]]:
         """SACK blocks for the next ACK: a DSACK first, then the most recently changed ones."""
         blocks: list[tuple[int, int]] = []
+        ranges = self.ooo_ranges
         if self.dsack is not None:
             blocks.append(self.dsack)
-        ranges = self.ooo_ranges
+            holder = ranges.find(self.dsack[0])
+            if holder is not None:  # RFC 2883 4.2: the block the duplicate fell in comes next
+                blocks.append(holder)
         for seq in self.recent:
             block = ranges.find(seq)
-            if block is not None and block not in blocks:
+            if block is not None and block not in blocks[1 if self.dsack else 0 :]:
                 blocks.append(block)
-                if len(blocks) >= limit:
-                    break
-        return blocks
+            if len(blocks) >= limit:
+                break
+        return blocks[:limit]
 
     def take_held(self) -> list[bytes | memoryview]:
         """Reading resumed: hand over what was held back."""

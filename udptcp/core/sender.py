@@ -358,12 +358,21 @@ class Sender:
         return newly_lost, None
 
     def mark_all_lost(self) -> int:
-        """The retransmission timer expired: everything in flight and not SACKed is lost."""
+        """The retransmission timer expired: everything in flight and not SACKed is lost.
+
+        The queue of segments to resend is rebuilt in sequence order, so that the first
+        retransmission is the segment at SND.UNA (RFC 6298 5.4) whatever was queued before.
+        """
         newly_lost = 0
         recs = self.recs
+        self.lost.clear()
         for i in range(self.head, len(recs)):
             rec = recs[i]
-            if not rec.sacked and not rec.lost:
+            if rec.sacked:
+                continue
+            if rec.lost:
+                self.lost.append(rec)
+            else:
                 self._mark_lost(rec)
                 newly_lost += rec.end - rec.start
         self.tsorted.clear()
