@@ -279,12 +279,20 @@ def test_established_abort_sends_rst() -> None:
     assert p.state is S.CLOSED
 
 
-def test_established_segment_outside_window_is_acknowledged_and_dropped() -> None:
+def test_established_segment_beyond_window_is_acknowledged_and_dropped() -> None:
+    p = established()
+    p.send(ACK, PEER_ISS + 1 + BASIC.recv_buffer_bytes, ISS + 1, b"far")
+    ack = p.recv_one()
+    assert ack.flags == ACK and ack.ack == PEER_ISS + 1
+    assert p.conn.stats.dropped_out_of_window == 1
+
+
+def test_established_old_segment_is_acknowledged_as_duplicate() -> None:
     p = established()
     p.send(ACK, PEER_ISS - 10, ISS + 1, b"old")
     ack = p.recv_one()
     assert ack.flags == ACK and ack.ack == PEER_ISS + 1
-    assert p.conn.stats.dropped_out_of_window == 1
+    assert p.conn.stats.duplicate_segments == 1
 
 
 def test_fin_wait_1_ack_of_fin_goes_to_fin_wait_2() -> None:
