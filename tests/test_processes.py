@@ -195,3 +195,36 @@ def test_peer_killed_mid_transfer_ends_in_error_not_hang(tmp_path: Path, victim:
         assert "timed out" in message
         client.kill()
         client.wait(10)
+
+
+@pytest.mark.parametrize(("linger", "low_s", "high_s"), [("none", 1.9, 5.0), ("0.2", 0.15, 1.0)])
+def test_leaving_asyncio_run_waits_for_time_wait(linger: str, low_s: float, high_s: float) -> None:
+    """TIME_WAIT outlives the application: leaving udptcp.run waits 2*MSL (here 2 s) by
+    default, or as long as shutdown_linger_s allows."""
+    program = str(Path(__file__).parent / "programs" / "close_and_exit.py")
+    with server(["echo-server"]) as (_, _, port):
+        done = subprocess.run([sys.executable, program, str(port), "1.0", linger],
+                              capture_output=True, text=True, timeout=60, env=ENV, check=False)
+    assert done.returncode == 0, done.stderr
+    state, waited = done.stdout.split()
+    assert state == "TIME_WAIT"
+    assert low_s <= float(waited) <= high_s
+
+
+def test_examples_echo_server_and_client() -> None:
+    examples = Path(__file__).parent.parent / "examples"
+    proc = subprocess.Popen([sys.executable, str(examples / "echo_server.py")], stdout=subprocess.PIPE,
+                            text=True, env=ENV)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline().strip()
+        assert line.startswith("listening on "), line
+        port = line.rsplit(":", 1)[1]
+        done = subprocess.run([sys.executable, str(examples / "echo_client.py"), "127.0.0.1", port,
+                               "copied code works"], capture_output=True, text=True, timeout=60,
+                              env=ENV, check=False)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == "copied code works"
+    finally:
+        proc.terminate()
+        proc.wait(30)

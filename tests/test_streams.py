@@ -339,3 +339,56 @@ async def _until(condition: Callable[[], bool]) -> None:
     """Poll a condition the code under test offers no event for (bounded by the caller)."""
     while not condition():
         await asyncio.sleep(0.01)
+
+
+async def test_write_after_peer_closed_and_reset_is_a_broken_pipe() -> None:
+    async def close_at_once(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.close()  # full close: more data from the client will be answered by RST
+
+    async with await udptcp.start_server(close_at_once, "127.0.0.1", 0, **QUICK) as server:
+        port = server.sockets[0].getsockname()[1]
+        reader, writer = await udptcp.open_connection("127.0.0.1", port, **QUICK)
+        assert await asyncio.wait_for(reader.read(), WAIT_S) == b""  # the server's FIN
+        writer.write(b"anyone there?")
+        with pytest.raises(BrokenPipeError, match="the peer closed it"):
+            for _ in range(100):
+                await asyncio.wait_for(writer.drain(), WAIT_S)
+                await asyncio.sleep(0.01)  # give the RST its round trip
+        writer.close()
+
+
+async def test_logging_is_silent_unless_configured(echo_port: int, capfd: pytest.CaptureFixture[str]
+                                                   ) -> None:
+    import io
+    import json
+    import logging
+
+    from udptcp import log
+
+    reader, writer = await udptcp.open_connection("127.0.0.1", echo_port, **QUICK)
+    writer.write_eof()
+    await reader.read()
+    writer.close()
+    await writer.wait_closed()
+    out, err = capfd.readouterr()
+    assert out == "" and err == ""
+
+    stream = io.StringIO()
+    log.configure("debug", json=True, stream=stream)
+    try:
+        reader, writer = await udptcp.open_connection("127.0.0.1", echo_port, **QUICK)
+        writer.write_eof()
+        await reader.read()
+        writer.close()
+        await writer.wait_closed()
+    finally:
+        logging.getLogger("udptcp").handlers.clear()
+        logging.getLogger("udptcp").addHandler(logging.NullHandler())
+        logging.getLogger("udptcp").setLevel(logging.NOTSET)
+    records = [json.loads(line) for line in stream.getvalue().splitlines()]
+    changes = [r for r in records if r["event"] == "state change"]
+    cid = writer.get_extra_info("cid")
+    mine = [(r["old"], r["new"]) for r in changes if r["cid"] == cid]
+    assert mine[:2] == [("CLOSED", "SYN_SENT"), ("SYN_SENT", "ESTABLISHED")]
+    assert ("FIN_WAIT_2", "TIME_WAIT") in mine
+    assert all(r["peer"] == f"127.0.0.1:{echo_port}" and "local" in r for r in changes if r["cid"] == cid)
