@@ -26,7 +26,7 @@ LOOPBACK_MSS = 65000
 """A segment size for loopback, whose MTU is 64 KiB."""
 MIN_MSS = 64
 
-CONGESTION_CONTROLS = ("newreno", "cubic")
+CONGESTION_CONTROLS = ("newreno", "cubic", "bbr")
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +48,7 @@ class Config:
         msl_s: maximum segment lifetime; TIME_WAIT lasts 2 * msl_s.
         fin_wait_2_timeout_s: how long a fully closed connection waits for the peer's FIN.
         delayed_ack_s: longest delay of an ACK (one is sent at once for every second segment).
-        congestion_control: "newreno" or "cubic".
+        congestion_control: "newreno", "cubic" or "bbr" (model-based: not slowed by random loss).
         initial_window_segments: congestion window at the start, in segments (RFC 6928).
         sack, timestamps: offer the SACK and timestamps options in the SYN.
         pacing: spread sends over the round trip instead of bursting a whole window.

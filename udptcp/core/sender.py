@@ -319,7 +319,8 @@ class Sender:
         self.first_sent_at = rec.sent_at
         sample.delivered = self.delivered - rec.delivered
         sample.interval_s = max(send_elapsed, ack_elapsed)
-        sample.rtt_s = now - rec.sent_at
+        # Karn: an ACK of a retransmitted segment may be for its first copy; no RTT from it.
+        sample.rtt_s = -1.0 if rec.retransmitted else now - rec.sent_at
 
     # -- RACK ------------------------------------------------------------------------------
 

@@ -1,12 +1,14 @@
 """Congestion controllers, chosen per connection by name (``Config.congestion_control``)."""
 
 from udptcp.core.congestion.base import CongestionControl
+from udptcp.core.congestion.bbr import Bbr
 from udptcp.core.congestion.cubic import Cubic
 from udptcp.core.congestion.newreno import NewReno
 
 CONTROLLERS: dict[str, type[CongestionControl]] = {
     NewReno.name: NewReno,
     Cubic.name: Cubic,
+    Bbr.name: Bbr,
 }
 
 
@@ -21,4 +23,4 @@ def create(name: str, mss: int, initial_window_segments: int) -> CongestionContr
     return cls(mss, initial_window_segments)
 
 
-__all__ = ["CONTROLLERS", "CongestionControl", "Cubic", "NewReno", "create"]
+__all__ = ["CONTROLLERS", "Bbr", "CongestionControl", "Cubic", "NewReno", "create"]

@@ -22,7 +22,7 @@ class CongestionControl(ABC):
     name: ClassVar[str]
     slow_start_pacing_gain: ClassVar[float] = 2.0
     """Linux's defaults: pace at 200 % of cwnd/SRTT in slow start and 120 % afterwards."""
-    pacing_gain: ClassVar[float] = 1.2
+    avoidance_pacing_gain: ClassVar[float] = 1.2
 
     def __init__(self, mss: int, initial_window_segments: int) -> None:
         self.mss = mss
@@ -80,7 +80,7 @@ class CongestionControl(ABC):
         srtt = rtt.srtt_s
         if srtt is None or srtt <= 0.0:
             return None
-        gain = self.slow_start_pacing_gain if self.in_slow_start else self.pacing_gain
+        gain = self.slow_start_pacing_gain if self.in_slow_start else self.avoidance_pacing_gain
         return gain * self.cwnd / srtt
 
     def _slow_start(self, acked: int) -> int:

@@ -1,0 +1,147 @@
+"""Congestion control in the simulator: fairness, behaviour on lossy paths, BBR's states."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from dumbbell import Dumbbell, jain_index
+from sim import Sim
+
+from udptcp.config import Config
+from udptcp.core import congestion
+from udptcp.core.congestion.bbr import INFLIGHT_BETA, Bbr, Mode
+from udptcp.core.rtt import RttEstimator
+from udptcp.core.sender import RateSample
+from udptcp.netem import Impairment
+
+RATE_BPS = 10e6
+RTT_S = 0.02
+BDP_BYTES = int(RATE_BPS / 8 * RTT_S)
+MB = 1_000_000
+
+
+def goodput_through_bottleneck(cc: str, loss: float, size: int = 3 * MB, seed: int = 7) -> float:
+    """Bits per second of one transfer through a RATE_BPS bottleneck with random loss."""
+    up = Impairment(loss=loss, delay_s=RTT_S / 2, rate_bps=RATE_BPS, queue_bytes=max(BDP_BYTES, 30_000))
+    down = Impairment(loss=loss, delay_s=RTT_S / 2)
+    sim = Sim(Config(congestion_control=cc, msl_s=1.0), up=up, down=down, seed=seed)
+    sim.client.to_send = os.urandom(size)
+    sim.connect()
+    sim.run(lambda: sim.client.established, max_time=30)
+    start = sim.now
+    sim.run(lambda: len(sim.server.received) >= size, max_time=3000)
+    assert bytes(sim.server.received) == sim.client.to_send
+    return size * 8 / (sim.now - start)
+
+
+@pytest.mark.parametrize("cc", ["newreno", "cubic", "bbr"])
+def test_clean_bottleneck_is_filled(cc: str) -> None:
+    assert goodput_through_bottleneck(cc, 0.0) >= 0.8 * RATE_BPS
+
+
+@pytest.mark.parametrize("loss", [0.01, 0.05])
+def test_bbr_keeps_its_rate_under_random_loss(loss: float) -> None:
+    assert goodput_through_bottleneck("bbr", loss) >= 0.8 * RATE_BPS
+
+
+def test_loss_based_control_collapses_under_random_loss_as_mathis_predicts() -> None:
+    cubic = goodput_through_bottleneck("cubic", 0.05, size=MB)
+    mathis_bps = 1.22 * Config().mss * 8 / (RTT_S * 0.05**0.5)  # about 3 Mbit/s here
+    assert cubic < 1.5 * mathis_bps < 0.5 * RATE_BPS
+
+
+def run_pair(ccs: list[str], duration_s: float = 30.0) -> list[float]:
+    """Two flows through one bottleneck, the second starting a second later; their goodput
+    over the second half of the run."""
+    bell = Dumbbell([Config(congestion_control=cc) for cc in ccs], rate_bps=RATE_BPS, rtt_s=RTT_S,
+                    queue_bytes=max(BDP_BYTES, 30_000), seed=3)
+    payload = bytes(int(RATE_BPS / 8 * duration_s))
+    bell.start(0, payload)
+    bell.run_until(1.0)
+    bell.start(1, payload)
+    bell.run_until(duration_s)
+    return [bell.goodput_bps(i, duration_s / 2, duration_s) for i in range(len(ccs))]
+
+
+@pytest.mark.parametrize("cc", ["newreno", "cubic", "bbr"])
+def test_two_flows_converge_to_a_fair_share(cc: str) -> None:
+    rates = run_pair([cc, cc])
+    assert jain_index(rates) >= 0.9, rates
+    assert sum(rates) >= 0.8 * RATE_BPS, rates
+
+
+def test_bbr_beside_cubic_starves_neither() -> None:
+    bbr, cubic = run_pair(["bbr", "cubic"])
+    assert min(bbr, cubic) >= 0.15 * RATE_BPS, (bbr, cubic)
+    assert bbr + cubic >= 0.8 * RATE_BPS
+
+
+def test_controllers_are_chosen_by_name() -> None:
+    assert {name: type(congestion.create(name, 1000, 10)).__name__ for name in congestion.CONTROLLERS} == {
+        "newreno": "NewReno", "cubic": "Cubic", "bbr": "Bbr",
+    }
+    with pytest.raises(ValueError, match="unknown congestion control 'vegas'"):
+        congestion.create("vegas", 1000, 10)
+    assert congestion.create("cubic", 1000, 10).cwnd == 10_000  # RFC 6928 initial window
+
+
+def _sample(delivered_total: int, delivered: int, interval_s: float, rtt_s: float) -> RateSample:
+    sample = RateSample()
+    sample.prior_delivered = delivered_total - delivered
+    sample.delivered = delivered
+    sample.interval_s = interval_s
+    sample.rtt_s = rtt_s
+    return sample
+
+
+def test_bbr_leaves_startup_when_bandwidth_stops_growing_and_drains() -> None:
+    bbr = Bbr(1000, 10)
+    rtt = RttEstimator(1.0, 0.2, 60.0)
+    delivered, now = 0, 0.0
+    rates = [1e5, 2e5, 4e5, 8e5, 1e6, 1e6, 1e6, 1e6, 1e6]  # grows, then flat for three rounds
+    for rate in rates:
+        chunk = int(rate * 0.05)
+        delivered += chunk
+        now += 0.05
+        bbr.on_ack(now, chunk, 200_000, rtt, _sample(delivered, chunk, 0.05, 0.05), False)
+    assert bbr.filled_pipe and bbr.mode is Mode.DRAIN  # 200 kB in flight: four BDPs to drain
+    assert bbr.btl_bw == pytest.approx(1e6)
+    assert bbr.pacing_rate(rtt) < bbr.btl_bw  # draining the queue STARTUP built
+    delivered += 1000
+    bbr.on_ack(now + 0.05, 1000, 10_000, rtt, _sample(delivered, 1000, 0.05, 0.05), False)
+    assert bbr.mode is Mode.PROBE_BW  # in flight fell below one BDP (50 kB)
+    assert bbr.cwnd <= bbr.bdp(2.0)
+
+
+def test_bbr_probes_rtt_after_ten_seconds_without_a_lower_sample() -> None:
+    bbr = Bbr(1000, 10)
+    rtt = RttEstimator(1.0, 0.2, 60.0)
+    delivered = 0
+    for step in range(1, 220):
+        delivered += 5_000
+        bbr.on_ack(step * 0.05, 5_000, 40_000, rtt, _sample(delivered, 5_000, 0.05, 0.05 + step * 1e-4),
+                   False)
+        if bbr.mode is Mode.PROBE_RTT:
+            break
+    assert bbr.mode is Mode.PROBE_RTT and step * 0.05 > 10.0
+    assert bbr.cwnd == 4 * 1000  # four segments while the queue empties
+
+
+def test_bbr_bounds_its_flight_after_congestive_loss_but_not_after_random_loss() -> None:
+    """Loss above 2 % in a round with a queue (RTT 1.5x the minimum) bounds the flight;
+    the same loss at the minimum RTT is random loss and changes nothing."""
+    for rtt_s, bounded in ((0.05, False), (0.09, True)):
+        bbr = Bbr(1000, 10)
+        rtt = RttEstimator(1.0, 0.2, 60.0)
+        delivered = 0
+        bbr.on_ack(0.05, 5_000, 40_000, rtt, _sample(5_000, 5_000, 0.05, 0.05), False)  # min RTT
+        delivered = 5_000
+        for step in range(2, 6):
+            bbr.on_loss(step * 0.05, 500)
+            delivered += 5_000
+            bbr.on_ack(step * 0.05, 5_000, 40_000, rtt, _sample(delivered, 5_000, 0.05, rtt_s), False)
+        assert (bbr.inflight_hi is not None) == bounded
+        if bounded:
+            assert bbr.inflight_hi == int(INFLIGHT_BETA * 45_000)
+            assert bbr.cwnd <= bbr.inflight_hi
