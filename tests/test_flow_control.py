@@ -166,9 +166,9 @@ def test_right_edge_never_moves_left_across_pauses_and_loss() -> None:
     sim.client.to_send, sim.client.close_when_sent = payload, True
     sim.server.shutdown_on_eof = True
     sim.flush()
-    for _ in range(6):  # read in bursts: pause for a while, then catch up
+    for _ in range(6):  # read in bursts: pause long enough to fill the window, then catch up
         sim.server.conn.pause_reading()
-        sim.run_for(0.3)
+        sim.run_for(1.0)
         resume(sim, sim.server)
         sim.run_for(0.1)
     sim.run(lambda: sim.client.terminated and sim.server.terminated, max_time=600.0)

@@ -52,9 +52,13 @@ class Config:
         initial_window_segments: congestion window at the start, in segments (RFC 6928).
         sack, timestamps: offer the SACK and timestamps options in the SYN.
         pacing: spread sends over the round trip instead of bursting a whole window.
-        keepalive_s: idle time after which keepalive probes start; None disables them.
-        user_timeout_s: longest time sent data may stay unacknowledged before the connection
-            fails (RFC 5482); None leaves it to ``retries``.
+        keepalive_s: idle time (nothing heard from the peer) after which keepalive probes
+            start; None disables them.
+        keepalive_interval_s, keepalive_probes: probes go this far apart, and this many
+            unanswered ones fail the connection with ``TimeoutError``.
+        user_timeout_s: longest time sent data may stay unacknowledged, or (with keepalive) the
+            peer may stay silent, before the connection fails (RFC 5482's user timeout, as
+            Linux's TCP_USER_TIMEOUT); None leaves it to ``retries``/``keepalive_probes``.
 
     Endpoint:
         backlog: connections a server holds in the handshake or waiting to be accepted.
@@ -80,6 +84,8 @@ class Config:
     timestamps: bool = True
     pacing: bool = True
     keepalive_s: float | None = None
+    keepalive_interval_s: float = 10.0
+    keepalive_probes: int = 5
     user_timeout_s: float | None = None
     backlog: int = 128
     socket_buffer_bytes: int = 4 * 1024 * 1024
@@ -109,6 +115,8 @@ class Config:
         _at_least("initial_window_segments", self.initial_window_segments, 1)
         if self.keepalive_s is not None:
             _above("keepalive_s", self.keepalive_s, 0.0)
+        _above("keepalive_interval_s", self.keepalive_interval_s, 0.0)
+        _at_least("keepalive_probes", self.keepalive_probes, 1)
         if self.user_timeout_s is not None:
             _above("user_timeout_s", self.user_timeout_s, 0.0)
         _at_least("backlog", self.backlog, 1)

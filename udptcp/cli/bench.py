@@ -4,6 +4,10 @@ The command runs the client itself and starts the server as a child process
 (``udptcp bench --role server``). The client sends N MB, half-closes, and waits for the
 server's reply: one JSON line with what the server measured (bytes, its CPU seconds,
 segments). The transfer time runs from the first write to that reply, as for the TCP anchor.
+
+With ``--up``/``--down``/``--both`` a ``udptcp netem`` relay stands between the two, to
+measure goodput on an impaired path; ``--time-limit`` caps a slow run, goodput then being
+what arrived in that time.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ from udptcp.cli.common import EXIT_OK, build_config, say
 MB = 1_000_000
 BLOCK_BYTES = 1 << 20
 PROGRESS_INTERVAL_S = 0.5
+TIME_LIMITED_BUFFER_BYTES = 256 * 1024
+"""With --time-limit, what may still be queued when time is up (it must drain before the end)."""
 SERVER_START_TIMEOUT_S = 20.0
 
 
@@ -31,9 +37,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--size-mb", type=float, default=100.0, help="megabytes to send (default 100)")
     parser.add_argument("--json", action="store_true", help="print the result as one JSON line")
     parser.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
-    parser.add_argument("--role", choices=["both", "server"], default="both", help=argparse.SUPPRESS)
-    parser.add_argument("--host", default="127.0.0.1", help=argparse.SUPPRESS)
-    parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--up", metavar="SPEC", help="put a netem relay in the path: client -> server")
+    parser.add_argument("--down", metavar="SPEC", help="netem impairments server -> client")
+    parser.add_argument("--both", metavar="SPEC", help="netem impairments in both directions")
+    parser.add_argument("--seed", type=int, default=1, help="the relay's random seed (default 1)")
+    parser.add_argument("--time-limit", type=float, default=None, metavar="SECONDS",
+                        help="stop sending after this long; goodput is what arrived by then")
+    parser.add_argument(
+        "--role", choices=["both", "server", "client"], default="both",
+        help="both (default): run the whole benchmark; server: only serve (prints 'listening on "
+        "H:P'); client: only send to --host/--port (to compose flows through one relay)",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="server address for --role client/server")
+    parser.add_argument("--port", type=int, default=0, help="server port for --role client/server")
+    parser.add_argument("--connections", type=int, default=1,
+                        help="with --role server: serve this many connections, then exit")
 
 
 async def run(args: argparse.Namespace) -> int:
@@ -41,22 +59,35 @@ async def run(args: argparse.Namespace) -> int:
     if args.size_mb <= 0:
         raise ValueError(f"--size-mb must be positive, got {args.size_mb}")
     if args.role == "server":
-        return await _serve_once(args)
+        return await _serve(args)
+    if args.role == "client":
+        _report(args, await _client(args, args.port))
+        return EXIT_OK
     server = _start_server_process(args)
+    relay: subprocess.Popen[bytes] | None = None
     try:
-        port = await _read_port(server)
-        result = await _client(args, port)
+        port = await _read_port(server, "listening on ")
+        if args.up or args.down or args.both:
+            relay = _start_relay_process(args, port)
+            port = await _read_port(relay, "relaying ")
+        _report(args, await _client(args, port))
     finally:
-        if server.returncode is None:
-            try:
-                await asyncio.wait_for(asyncio.to_thread(server.wait), 10.0)
-            except TimeoutError:
-                server.kill()
+        for child in (server, relay):
+            if child is not None and child.poll() is None:
+                if child is relay:
+                    child.terminate()
+                try:
+                    await asyncio.wait_for(asyncio.to_thread(child.wait), 10.0)
+                except TimeoutError:
+                    child.kill()
+    return EXIT_OK
+
+
+def _report(args: argparse.Namespace, result: dict[str, Any]) -> None:
     if args.json:
         say(json.dumps(result))
     else:
         _print_result(result)
-    return EXIT_OK
 
 
 def _start_server_process(args: argparse.Namespace) -> subprocess.Popen[bytes]:
@@ -71,18 +102,29 @@ def _start_server_process(args: argparse.Namespace) -> subprocess.Popen[bytes]:
     return subprocess.Popen(argv, stdout=subprocess.PIPE)
 
 
-async def _read_port(server: subprocess.Popen[bytes]) -> int:
-    assert server.stdout is not None
-    line = await asyncio.wait_for(asyncio.to_thread(server.stdout.readline), SERVER_START_TIMEOUT_S)
+def _start_relay_process(args: argparse.Namespace, port: int) -> subprocess.Popen[bytes]:
+    argv = [sys.executable, "-m", "udptcp", "netem", "--target", f"127.0.0.1:{port}",
+            "--seed", str(args.seed)]
+    for name in ("up", "down", "both"):
+        if getattr(args, name):
+            argv += [f"--{name}", getattr(args, name)]
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+
+
+async def _read_port(child: subprocess.Popen[bytes], prefix: str) -> int:
+    """The port in a child's first line ("listening on H:P", "relaying H:P -> ...")."""
+    assert child.stdout is not None
+    line = await asyncio.wait_for(asyncio.to_thread(child.stdout.readline), SERVER_START_TIMEOUT_S)
     text = line.decode().strip()
-    if not text.startswith("listening on "):
-        raise RuntimeError(f"the benchmark server did not start (it said {text!r})")
-    return int(text.rsplit(":", 1)[1])
+    if not text.startswith(prefix):
+        raise RuntimeError(f"a benchmark process did not start (it said {text!r})")
+    return int(text.removeprefix(prefix).split()[0].rsplit(":", 1)[1])
 
 
-async def _serve_once(args: argparse.Namespace) -> int:
-    """Count one connection's bytes, reply with what was measured, then exit."""
+async def _serve(args: argparse.Namespace) -> int:
+    """Count each connection's bytes and reply with what was measured; exit after N of them."""
     done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    remaining = args.connections
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         received = 0
@@ -99,7 +141,9 @@ async def _serve_once(args: argparse.Namespace) -> int:
         writer.write(json.dumps(report).encode() + b"\n")
         writer.close()
         await writer.wait_closed()
-        if not done.done():
+        nonlocal remaining
+        remaining -= 1
+        if remaining <= 0 and not done.done():
             done.set_result(None)
 
     server = await udptcp.start_server(handle, args.host, args.port, config=build_config(args))
@@ -116,12 +160,17 @@ async def _client(args: argparse.Namespace, port: int) -> dict[str, Any]:
     reader, writer = await udptcp.open_connection(args.host, port, config=build_config(args))
     progress = None if args.no_progress else asyncio.create_task(_progress(writer, total))
     start, cpu0 = time.perf_counter(), time.process_time()
+    deadline = None
+    if args.time_limit is not None:
+        deadline = start + args.time_limit
+        writer.transport.set_write_buffer_limits(high=TIME_LIMITED_BUFFER_BYTES)  # little to drain
     sent = 0
-    while sent < total:
+    while sent < total and (deadline is None or time.perf_counter() < deadline):
         chunk = block[: min(BLOCK_BYTES, total - sent)]
         writer.write(chunk)
         sent += len(chunk)
         await writer.drain()
+    total = sent
     writer.write_eof()
     reply = await reader.readline()
     elapsed = time.perf_counter() - start
@@ -138,6 +187,7 @@ async def _client(args: argparse.Namespace, port: int) -> dict[str, Any]:
     return {
         "implementation": "udptcp", "loop": _loop_name(), "mss": stats["mss"], "mb": total / MB,
         "seconds": elapsed, "mb_per_s": total / MB / elapsed,
+        "goodput_mbit_s": server["bytes"] * 8 / 1e6 / max(server["seconds"], 1e-9),
         "segments_per_s": stats["segments_sent"] / elapsed,
         "cpu_client": cpu / elapsed, "cpu_server": server["cpu_s"] / max(server["seconds"], 1e-9),
         "retransmitted": stats["retransmitted_segments"], "timeouts": stats["timeouts"],
@@ -161,6 +211,7 @@ def _loop_name() -> str:
 
 def _print_result(r: dict[str, Any]) -> None:
     say(f"udptcp bench: {r['mb']:.0f} MB in {r['seconds']:.2f} s on {r['loop']}, mss {r['mss']}")
-    say(f"  throughput   {r['mb_per_s']:.1f} MB/s, {r['segments_per_s']:.0f} segments/s")
+    say(f"  throughput   {r['mb_per_s']:.1f} MB/s, {r['segments_per_s']:.0f} segments/s "
+        f"(goodput at the receiver {r['goodput_mbit_s']:.1f} Mbit/s)")
     say(f"  cpu          client {r['cpu_client']:.0%}, server {r['cpu_server']:.0%} of one core")
     say(f"  recovery     {r['retransmitted']} segments retransmitted, {r['timeouts']} timeouts")

@@ -34,7 +34,7 @@ from udptcp.core.recovery import LossRecovery
 from udptcp.core.rtt import RttEstimator
 from udptcp.core.sender import RateSample, Sender
 from udptcp.core.seqnum import SEQ_MASK, unwrap
-from udptcp.core.state import MAY_RECEIVE, MAY_SEND, TRANSITIONS, Cause, State
+from udptcp.core.state import MAY_RECEIVE, MAY_SEND, OUR_FIN_SENT, TRANSITIONS, Cause, State
 from udptcp.core.stats import ConnectionStats
 from udptcp.wire import (
     MalformedSegment,
@@ -57,6 +57,8 @@ INCARNATION_GAP = (1 << 16) + 2
 """How far beyond the old incarnation's last sequence number a new one starts (as Linux)."""
 
 S = State
+KEEPALIVE_STATES = frozenset({S.ESTABLISHED, S.CLOSE_WAIT, S.FIN_WAIT_2})
+"""States in which an idle connection is probed, if keepalive is on."""
 
 
 def reset_for_unknown(data: bytes | bytearray | memoryview) -> bytes | None:
@@ -115,6 +117,9 @@ class Connection:
         self.persist_backoff = 0
         self.probe_due = False
         self.last_heard = 0.0
+        self.keepalive_at: float | None = None
+        self.keepalive_probes = 0
+        self.unacked_since: float | None = None
         self._challenge_window = -1
         self._challenges = 0
 
@@ -138,7 +143,7 @@ class Connection:
         """When ``handle_timer`` must next be called, or None if nothing is pending."""
         best = self.recovery.deadline()
         for t in (self.syn_at, self.rx.delack_at, self.persist_at, self.close_at,
-                  self.out.pace_at):
+                  self.out.pace_at, self.keepalive_at, self._user_timeout_at()):
             if t is not None and (best is None or t < best):
                 best = t
         return best
@@ -289,6 +294,11 @@ class Connection:
             self._on_persist_timeout(now)
         if self.out.pace_at is not None and now >= self.out.pace_at:
             self.out.pace_at = None
+        if self.keepalive_at is not None and now >= self.keepalive_at:
+            self._on_keepalive_timer(now)
+        user_timeout_at = self._user_timeout_at()
+        if user_timeout_at is not None and now >= user_timeout_at:
+            self._fail(CloseReason.TIMED_OUT, Cause.USER_TIMEOUT, send_reset=True)
 
     def _on_handshake_timeout(self) -> None:
         self.syn_at = None
@@ -302,6 +312,42 @@ class Connection:
         self.rtt.on_timeout()
         self.syn_due = True
 
+    def _user_timeout_at(self) -> float | None:
+        """When the user timeout (RFC 5482) fails the connection, if it is running."""
+        limit = self.config.user_timeout_s
+        if limit is None or self._state not in KEEPALIVE_STATES | OUR_FIN_SENT:
+            return None
+        since = self.unacked_since
+        if self.keepalive_probes and (since is None or self.last_heard < since):
+            since = self.last_heard  # keepalive probes unanswered: silence counts too (as Linux)
+        return None if since is None else since + limit
+
+    def _on_keepalive_timer(self, now: float) -> None:
+        """RFC 9293 3.8.4: after keepalive_s of silence, probe; unanswered probes fail."""
+        config = self.config
+        self.keepalive_at = None
+        if self._state not in KEEPALIVE_STATES or config.keepalive_s is None:
+            return
+        idle_until = self.last_heard + config.keepalive_s  # one expression, so no float gap
+        if now < idle_until and not self.keepalive_probes:
+            self.keepalive_at = idle_until
+            return
+        if self.keepalive_probes >= config.keepalive_probes and config.user_timeout_s is None:
+            self._fail(CloseReason.TIMED_OUT, Cause.RETRIES_EXHAUSTED, send_reset=True)
+            return
+        self.keepalive_probes += 1
+        self.stats.keepalive_probes += 1
+        self.out.queue_probe()
+        self.keepalive_at = now + config.keepalive_interval_s
+
+    def _heard_from_peer(self, now: float) -> None:
+        self.last_heard = now
+        if self.keepalive_probes:
+            self.keepalive_probes = 0
+            self.keepalive_at = None
+        if self.keepalive_at is None and self.config.keepalive_s is not None:
+            self.keepalive_at = now + self.config.keepalive_s
+
     def _on_persist_timeout(self, now: float) -> None:
         self.persist_at = None
         if self.probes_out >= self.config.retries:
@@ -310,7 +356,7 @@ class Connection:
         self.probes_out += 1
         self.persist_backoff += 1
         self.stats.window_probes += 1
-        self.out.queue_window_probe()
+        self.out.queue_probe()
         interval = self.rtt.rto_s * (1 << min(self.persist_backoff, 16))
         self.persist_at = now + min(interval, self.config.rto_max_s)
 
@@ -343,7 +389,10 @@ class Connection:
             if reply is not None:
                 self.out.queue_raw(reply)
         else:
-            self.last_heard = now
+            if self._state in KEEPALIVE_STATES:
+                self._heard_from_peer(now)
+            else:
+                self.last_heard = now
             self._on_synchronized(flags, seq, ack, wnd, payload, opts, ts, now)
 
     def _on_listen(
@@ -464,7 +513,7 @@ class Connection:
             rx.update_ts_recent(ts[0], seq, now)
         if state is S.SYN_RCVD and not self._on_syn_rcvd_ack(ack32, wnd, seq, ts, now):
             return
-        if not self._on_ack_field(ack32, wnd, seq, opts, ts, now):
+        if not self._on_ack_field(ack32, wnd, seq, opts, ts, now, flags, len(payload)):
             return
         if payload:
             self._on_data(seq, payload, now)
@@ -544,7 +593,7 @@ class Connection:
 
     def _on_ack_field(
         self, ack32: int, wnd: int, seq: int, opts: Options | None,
-        ts: tuple[int, int] | None, now: float,
+        ts: tuple[int, int] | None, now: float, flags: int = ACK, data_len: int = 0,
     ) -> bool:
         """RFC 9293 3.10.7.4 fifth check; False when the segment must be dropped."""
         tx = self.tx
@@ -555,6 +604,9 @@ class Connection:
         if ack < tx.una - tx.max_wnd:
             self._challenge_ack(now)  # RFC 5961 5.2: far too old to be real
             return False
+        duplicate = (  # RFC 5681's duplicate ACK: nothing new, nothing else in it
+            ack == tx.una and tx.una < tx.nxt and not data_len and wnd == tx.wnd and not flags & (SYN | FIN)
+        )
         if tx.wl1 < seq or (tx.wl1 == seq and tx.wl2 <= ack):
             if wnd != tx.wnd:
                 tx.wnd = wnd
@@ -571,6 +623,8 @@ class Connection:
             blocks, dsack = self._sack_blocks(opts.sack, ack)
         if ack > tx.una or blocks:
             self._on_new_ack(ack, blocks, dsack, ts, now)
+        elif duplicate:
+            self.recovery.on_duplicate_ack(now)
         return True
 
     def _sack_blocks(
@@ -610,6 +664,8 @@ class Connection:
                 tx.rate_sample(latest, now, sample)
             self.cc.on_ack(now, delivered, tx.pipe, self.rtt, sample, rec.in_recovery)
         rec.on_ack(out, now, tsecr, dsack)
+        if out.acked:
+            self.unacked_since = now if tx.in_flight else None
         if tx.fin_seq is not None and ack > tx.fin_seq:
             self._on_fin_acked()
 
@@ -691,6 +747,8 @@ class Connection:
         self._events.append(StateChanged(old, new, cause))
         if new is S.ESTABLISHED:
             self._events.append(ConnectionEstablished())
+            if self.config.keepalive_s is not None:
+                self.keepalive_at = self._now + self.config.keepalive_s
         elif new is S.TIME_WAIT:
             self._stop_timers()
             self.close_at = self._now + self.config.time_wait_s
@@ -723,3 +781,5 @@ class Connection:
         self.persist_at = None
         self.out.pace_at = None
         self.probe_due = False
+        self.keepalive_at = None
+        self.unacked_since = None

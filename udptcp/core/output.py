@@ -59,8 +59,9 @@ class Output:
         rx = self._conn.rx
         self._pending.append(encode_datagram(flags, seq & SEQ_MASK, rx.rcv_nxt & SEQ_MASK, 0))
 
-    def queue_window_probe(self) -> None:
-        """Probe a zero window: an ACK with an old sequence number makes the peer answer."""
+    def queue_probe(self) -> None:
+        """Probe a zero window or an idle peer: an ACK with an old sequence number, which
+        the peer must answer with an ACK of its own (RFC 9293 3.8.4, 3.8.6.1)."""
         self._window_probe = True
 
     def collect(self, now: float) -> list[bytes]:
@@ -143,9 +144,12 @@ class Output:
                 conn.probe_due = False
                 self._tail_loss_probe(now, ts, view, out)
             cwnd = cc.cwnd
+            if not conn.sack_ok and rec.dupacks and not rec.in_recovery:
+                cwnd += min(rec.dupacks, 2) * tx.max_seg  # limited transmit (RFC 3042)
             while (lost := tx.next_lost()) is not None:
                 size = lost.end - lost.start
-                if tx.pipe and tx.pipe + size > cwnd:
+                # The segment at SND.UNA holds everything up: resend it at once (RFC 5681 3.2).
+                if tx.pipe and tx.pipe + size > cwnd and lost.start > tx.una:
                     return
                 if not self._paced(now, size):
                     return
@@ -197,6 +201,8 @@ class Output:
                 break
         if sent_any:
             rec.on_sent(now)
+            if conn.unacked_since is None:
+                conn.unacked_since = now
 
     def _paced(self, now: float, size: int) -> bool:
         """Spend pacing tokens for ``size`` octets, or note when to try again."""

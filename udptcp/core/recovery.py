@@ -2,9 +2,11 @@
 
 The scoreboard (``sender.Sender``) knows what was sent and what arrived; this module decides
 what is lost and when, tells the congestion controller, and keeps the three timers that drive
-it: RACK's reordering timer, the tail loss probe (PTO) and the RTO. It also detects spurious
-retransmissions with timestamps (Eifel, RFC 3522) and DSACK (RFC 2883), undoing the window
-reduction (RFC 4015) and widening RACK's reordering window.
+it: RACK's reordering timer, the tail loss probe (PTO) and the RTO. With a peer that does not
+do SACK, RACK sees no segment delivered beyond a hole, so the floor applies instead: fast
+retransmit on the third duplicate ACK and NewReno's partial ACKs (RFC 5681, RFC 6582). It
+also detects spurious retransmissions with timestamps (Eifel, RFC 3522) and DSACK
+(RFC 2883), undoing the window reduction (RFC 4015) and widening RACK's reordering window.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ class LossRecovery:
         "cc",
         "delayed_ack_s",
         "dsack_round",
+        "dupacks",
         "pto_at",
         "recovery_point",
         "reo_at",
@@ -67,6 +70,7 @@ class LossRecovery:
         self.tlp_retransmitted = False
         self.tlp_ts: int | None = None
         self.timeouts = 0
+        self.dupacks = 0
         self.rto_at: float | None = None
         self.pto_at: float | None = None
         self.reo_at: float | None = None
@@ -126,6 +130,10 @@ class LossRecovery:
             self.undo_ts = None
         if self.tlp_end is not None and tx.una >= self.tlp_end:
             self._end_probe(now, tsecr)
+        if out.acked:
+            self.dupacks = 0
+            if not self.sack and self.recovery_point is not None and tx.una < self.recovery_point:
+                self._on_lost(now, tx.mark_first_lost())  # NewReno: a partial ACK shows the next hole
         self._detect(now)
         if self.recovery_point is not None and tx.una >= self.recovery_point:
             self._exit_recovery(now)
@@ -134,12 +142,23 @@ class LossRecovery:
             self.rto_at = None if tx.all_acked else now + self.rtt.rto_s
         self._arm_probe(now)
 
+    def on_duplicate_ack(self, now: float) -> None:
+        """A duplicate ACK (RFC 5681): the third one, without SACK, means the first segment is lost."""
+        self.dupacks += 1
+        if self.dupacks == DUP_THRESH and not self.sack and self.recovery_point is None:
+            lost = self.tx.mark_first_lost()
+            if lost:
+                self.stats.fast_retransmits += 1
+                self._on_lost(now, lost)
+
     def _detect(self, now: float) -> None:
         lost, self.reo_at = self.tx.rack_detect(now, self.reo_wnd())
         if lost:
             self._on_lost(now, lost)
 
     def _on_lost(self, now: float, lost: int) -> None:
+        if not lost:
+            return
         self.cc.on_loss(now, lost)
         if self.recovery_point is None:
             tx = self.tx

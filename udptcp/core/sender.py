@@ -379,6 +379,17 @@ class Sender:
         self.tsorted.clear()
         return newly_lost
 
+    def mark_first_lost(self) -> int:
+        """Judge the segment at SND.UNA lost (fast retransmit without SACK); octets marked."""
+        recs = self.recs
+        if self.head < len(recs):
+            rec = recs[self.head]
+            if not rec.lost and not rec.sacked:
+                self._mark_lost(rec)
+                self.lost.appendleft(self.lost.pop())  # it goes first: it holds up everything
+                return rec.end - rec.start
+        return 0
+
     def unmark_lost(self) -> None:
         """The losses were spurious: segments awaiting retransmission are in flight after all."""
         for rec in self.lost:

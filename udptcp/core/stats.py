@@ -14,6 +14,8 @@ class ConnectionStats:
         "dropped_out_of_window",
         "dsacks_received",
         "duplicate_segments",
+        "fast_retransmits",
+        "keepalive_probes",
         "loss_episodes",
         "paws_rejected",
         "reordering_events",
@@ -32,6 +34,8 @@ class ConnectionStats:
         self.challenge_acks = 0
         self.dropped_malformed = 0
         self.dropped_out_of_window = 0
+        self.fast_retransmits = 0
+        self.keepalive_probes = 0
         self.dsacks_received = 0
         self.duplicate_segments = 0
         self.loss_episodes = 0

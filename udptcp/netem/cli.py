@@ -68,6 +68,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="random seed; client flow i uses seed+i, so runs are reproducible (default 0)",
     )
     parser.add_argument(
+        "--shared", action="store_true",
+        help="all client flows share one bottleneck (the same impaired paths), e.g. to measure how "
+        "two connections divide a rate limit; by default each flow has its own",
+    )
+    parser.add_argument(
         "--duration", type=_seconds, metavar="SECONDS",
         help="stop after this long (default: run until SIGINT or SIGTERM)",
     )
@@ -117,7 +122,9 @@ async def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     (listen_host, listen_port), (target_host, target_port) = args.listen, args.target
     try:
-        relay = await start_relay(listen_host, listen_port, target_host, target_port, up, down, args.seed)
+        relay = await start_relay(
+            listen_host, listen_port, target_host, target_port, up, down, args.seed, shared=args.shared
+        )
     except OSError as exc:
         print(
             f"{PROG}: error: cannot relay {_show(listen_host, listen_port)} -> "

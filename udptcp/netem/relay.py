@@ -109,11 +109,13 @@ class Relay:
     def __init__(
         self, target: tuple[int, Address], up: Impairment, down: Impairment, seed: int, *,
         max_flows: int = MAX_FLOWS, max_pending: int = MAX_PENDING_DATAGRAMS,
-        idle_timeout_s: float = IDLE_TIMEOUT_S,
+        idle_timeout_s: float = IDLE_TIMEOUT_S, shared: bool = False,
     ) -> None:
         self.up = up
         self.down = down
         self.seed = seed
+        self._shared = make_paths(up, down, seed) if shared else None
+        """With ``shared``, every flow goes through the same two paths: one bottleneck for all."""
         self.flows_opened = 0
         self.flows_closed_idle = 0
         self.datagrams_refused = 0
@@ -177,6 +179,8 @@ class Relay:
 
     def path_totals(self, direction: Direction) -> PathCounters:
         """The model's counters for one direction, summed over every flow, open or closed."""
+        if self._shared is not None:
+            return self._shared[0 if direction == "up" else 1].counters
         total = PathCounters()
         _accumulate(total, self._closed_totals[direction])
         for flow in self._flows.values():
@@ -257,7 +261,7 @@ class Relay:
         except OSError:
             self.flow_errors += 1
             return None
-        up, down = make_paths(self.up, self.down, self.seed + self.flows_opened)
+        up, down = self._shared or make_paths(self.up, self.down, self.seed + self.flows_opened)
         self.flows_opened += 1
         flow = _Flow(client, up, down, now)
         self._flows[client] = flow
@@ -406,14 +410,14 @@ async def start_relay(
     listen_host: str, listen_port: int, target_host: str, target_port: int,
     up: Impairment | None = None, down: Impairment | None = None, seed: int = 0, *,
     max_flows: int = MAX_FLOWS, max_pending: int = MAX_PENDING_DATAGRAMS,
-    idle_timeout_s: float = IDLE_TIMEOUT_S,
+    idle_timeout_s: float = IDLE_TIMEOUT_S, shared: bool = False,
 ) -> Relay:
     """A relay listening on ``listen_host:listen_port`` (port 0: any) for ``target_host:target_port``."""
     listen_family, listen_address = await resolve(listen_host, listen_port)
     target = await resolve(target_host, target_port)
     relay = Relay(
         target, up or Impairment(), down or Impairment(), seed,
-        max_flows=max_flows, max_pending=max_pending, idle_timeout_s=idle_timeout_s,
+        max_flows=max_flows, max_pending=max_pending, idle_timeout_s=idle_timeout_s, shared=shared,
     )
     await relay.bind(listen_family, listen_address)
     return relay

@@ -1,0 +1,215 @@
+"""Issue-4 mechanisms one by one: negotiation, delayed ACKs, fast retransmit without SACK,
+undo of spurious retransmissions, pacing, large windows, keepalive and the user timeout."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from peer import ACK, BASIC, ISS, PEER_ISS, SYN, Peer, established, listen
+from sim import Sim, established_pair
+
+from udptcp.config import DEFAULT_MSS, Config
+from udptcp.core import CloseReason, State
+from udptcp.netem import Impairment
+
+S = State
+FULL = Config(pacing=False)
+"""Defaults with SACK and timestamps on (BASIC, the scripted peer's, has them off)."""
+
+
+# -- negotiation --------------------------------------------------------------------------------
+
+def test_syn_offers_mss_sack_and_timestamps() -> None:
+    p = Peer(FULL)
+    p.conn.connect(0.0)
+    syn = p.recv_one()
+    assert syn.mss == DEFAULT_MSS and syn.sack_permitted and syn.timestamps is not None
+
+
+def test_syn_ack_echoes_only_the_options_the_syn_offered() -> None:
+    p = listen(FULL)
+    p.send(SYN, PEER_ISS, mss=1000)
+    synack = p.recv_one()
+    assert synack.mss == DEFAULT_MSS and not synack.sack_permitted and synack.timestamps is None
+    assert p.conn.tx.max_seg == 1000  # we send segments the peer accepts
+    assert not p.conn.sack_ok and not p.conn.ts_ok
+
+
+def test_without_mss_option_the_peer_gets_536_octet_segments() -> None:
+    p = listen(FULL)
+    p.send(SYN, PEER_ISS)
+    p.recv_one()
+    p.send(ACK, PEER_ISS + 1, ISS + 1)
+    p.conn.send(b"x" * 2000)
+    assert [len(s.payload) for s in p.recv()] == [536, 536, 536, 392]
+
+
+def test_default_mss_fits_a_1500_octet_path_over_ipv6() -> None:
+    ipv6_udp_headers, our_header, option_room = 48, 20, 40
+    assert DEFAULT_MSS + our_header + option_room + ipv6_udp_headers <= 1500
+
+
+def test_options_are_used_when_both_sides_offer_them() -> None:
+    sim = established_pair(Sim(FULL, seed=1))
+    assert sim.client.conn.sack_ok and sim.client.conn.ts_ok
+    assert sim.server.conn.sack_ok and sim.server.conn.ts_ok
+    segments = sim.segments("client")[2:] + sim.segments("server")[1:]
+    assert all(seg.timestamps is not None for seg in segments)
+
+
+# -- delayed ACKs -------------------------------------------------------------------------------
+
+def test_delayed_ack_waits_at_most_delayed_ack_s_for_a_lone_segment() -> None:
+    p = established(BASIC.replace(delayed_ack_s=0.04))
+    p.send(ACK, PEER_ISS + 1, ISS + 1, b"a" * 100)
+    p.recv_nothing()
+    assert p.fire_timer() == pytest.approx(0.04)
+    assert p.recv_one().ack == PEER_ISS + 101
+
+
+def test_every_second_full_segment_is_acknowledged_at_once() -> None:
+    p = established(BASIC.replace(delayed_ack_s=0.04))
+    p.send(ACK, PEER_ISS + 1, ISS + 1, b"a" * 1000)
+    p.recv_nothing()
+    p.send(ACK, PEER_ISS + 1001, ISS + 1, b"b" * 1000)
+    assert p.recv_one().ack == PEER_ISS + 2001
+
+
+def test_out_of_order_data_is_acknowledged_at_once() -> None:
+    p = established(BASIC.replace(delayed_ack_s=0.04))
+    p.send(ACK, PEER_ISS + 1001, ISS + 1, b"b" * 1000)
+    assert p.recv_one().ack == PEER_ISS + 1
+    p.send(ACK, PEER_ISS + 1, ISS + 1, b"a" * 1000)  # fills the gap: at once too
+    assert p.recv_one().ack == PEER_ISS + 2001
+
+
+# -- fast retransmit without SACK ---------------------------------------------------------------
+
+def test_third_duplicate_ack_triggers_fast_retransmit_without_sack() -> None:
+    p = established(BASIC.replace(mss=100, congestion_control="newreno"))
+    p.conn.send(bytes(1000))
+    sent = p.recv()
+    assert len(sent) == 10
+    for _ in range(2):
+        p.send(ACK, PEER_ISS + 1, ISS + 1)  # segment ISS+1 is missing
+    limited = p.recv()
+    assert len(limited) <= 2 and all(s.seq >= ISS + 1001 for s in limited)  # limited transmit
+    p.send(ACK, PEER_ISS + 1, ISS + 1)
+    again = p.recv()
+    assert again and again[0].seq == ISS + 1 and len(again[0].payload) == 100
+    assert p.conn.stats.fast_retransmits == 1 and p.conn.stats.timeouts == 0
+
+
+def test_partial_ack_retransmits_the_next_hole_at_once() -> None:
+    p = established(BASIC.replace(mss=100, congestion_control="newreno"))
+    p.conn.send(bytes(1000))
+    p.recv()
+    for _ in range(3):
+        p.send(ACK, PEER_ISS + 1, ISS + 1)
+    p.recv()
+    p.send(ACK, PEER_ISS + 1, ISS + 301)  # a partial ACK: ISS+301 is missing as well
+    resent = p.recv()
+    assert resent and resent[0].seq == ISS + 301
+    assert p.conn.stats.timeouts == 0
+
+
+def test_lossy_transfer_without_sack_relies_on_fast_retransmit_not_timeouts() -> None:
+    path = Impairment(loss=0.02, delay_s=0.01)
+    sim = Sim(Config(sack=False), up=path, down=path, seed=0)
+    payload = os.urandom(1_000_000)
+    sim.client.to_send = payload
+    sim.connect()
+    sim.run(lambda: len(sim.server.received) >= len(payload), max_time=600)
+    stats = sim.client.conn.stats
+    assert sim.server.received == payload
+    assert stats.fast_retransmits >= 5 * stats.timeouts
+
+
+# -- spurious retransmissions -------------------------------------------------------------------
+
+@pytest.mark.parametrize("timestamps", [True, False])
+def test_reordering_is_not_loss_and_spurious_reductions_are_undone(timestamps: bool) -> None:
+    """Heavy reordering with no loss: RACK learns the reordering window, and any window
+    reduction it caused is undone (Eifel with timestamps, DSACK without)."""
+    path = Impairment(delay_s=0.01, reorder=0.2, reorder_delay_s=0.008)
+    sim = Sim(Config(timestamps=timestamps), up=path, down=path, seed=2)
+    payload = os.urandom(2_000_000)
+    sim.client.to_send = payload
+    sim.connect()
+    sim.run(lambda: len(sim.server.received) >= len(payload), max_time=600)
+    stats = sim.client.conn.stats
+    assert sim.server.received == payload
+    assert sim.client.conn.recovery.reordering_seen
+    assert stats.loss_episodes == 0 or stats.spurious_undos + stats.dsacks_received > 0
+    assert stats.retransmitted_segments <= 0.05 * stats.segments_sent
+
+
+# -- pacing and large windows -------------------------------------------------------------------
+
+def test_pacing_spreads_a_window_over_the_round_trip() -> None:
+    """The second flight (after the first ACKs) leaves over much of the RTT when paced, in
+    one burst when not: its ACKs came back together, as the first flight left together."""
+    spans = {}
+    for pacing in (True, False):
+        path = Impairment(delay_s=0.05)
+        sim = Sim(Config(pacing=pacing), up=path, down=path, seed=3)
+        sim.client.to_send = os.urandom(1_000_000)
+        sim.connect()
+        sim.run(lambda s=sim: len(s.server.received) >= 1_000_000, max_time=100)
+        times = [t for t, who, seg in sim.wire if who == "client" and seg.payload]
+        second_flight = [t for t in times if 0.15 <= t < 0.25]  # one RTT after the first
+        spans[pacing] = max(second_flight) - min(second_flight)
+    assert spans[True] >= 0.02
+    assert spans[False] <= 0.005
+
+
+def test_one_connection_keeps_16_mib_in_flight() -> None:
+    """A 1 Gbit/s path with a 200 ms RTT holds 25 MB; the window must grow past 16 MiB."""
+    big = Config(recv_buffer_bytes=32 * 2**20, send_buffer_bytes=32 * 2**20, mss=8000, pacing=False)
+    path = Impairment(delay_s=0.1, rate_bps=1e9)
+    sim = Sim(big, up=path, down=Impairment(delay_s=0.1), seed=4)
+    size = 80_000_000
+    sim.client.to_send = bytes(size)
+    sim.connect()
+    peak = 0
+    while len(sim.server.received) < size and sim.now < 60:
+        sim.step()
+        peak = max(peak, sim.client.conn.tx.nxt - sim.client.conn.tx.una)
+    assert peak >= 16 * 2**20
+    assert sim.server.conn.rx.window > 16 * 2**20 or len(sim.server.received) == size
+
+
+# -- keepalive and user timeout -----------------------------------------------------------------
+
+def test_keepalive_probes_an_idle_connection_and_the_peer_answers() -> None:
+    config = Config(keepalive_s=5.0, keepalive_interval_s=1.0, keepalive_probes=3)
+    sim = established_pair(Sim(config, down=Impairment(delay_s=0.01), up=Impairment(delay_s=0.01)))
+    sim.run_for(60.0)
+    assert sim.client.conn.state is S.ESTABLISHED and sim.client.failed is None
+    assert sim.server.conn.state is S.ESTABLISHED and sim.server.failed is None
+    probes = sim.client.conn.stats.keepalive_probes + sim.server.conn.stats.keepalive_probes
+    assert probes >= 10  # about one per keepalive_s of silence, from one side or the other
+
+
+def test_keepalive_detects_a_dead_peer_on_an_idle_connection() -> None:
+    config = Config(keepalive_s=5.0, keepalive_interval_s=1.0, keepalive_probes=3)
+    sim = established_pair(Sim(config, seed=1))
+    dead_at = sim.now
+    sim.up = sim.down = None  # type: ignore[assignment]
+    sim.intercept = lambda sender, seg: True  # the network (or the peer) is gone
+    sim.run(lambda: sim.client.failed is not None, max_time=60)
+    assert sim.client.failed is CloseReason.TIMED_OUT
+    assert sim.now - dead_at == pytest.approx(5.0 + 3 * 1.0, abs=0.1)
+
+
+def test_user_timeout_bounds_how_long_data_may_stay_unacknowledged() -> None:
+    config = Config(user_timeout_s=3.0, retries=100, rto_max_s=60.0)
+    sim = established_pair(Sim(config, seed=2))
+    sim.intercept = lambda sender, seg: sender == "server"  # ACKs never come back
+    sent_at = sim.now
+    sim.client.to_send = b"x" * 10_000
+    sim.flush()
+    sim.run(lambda: sim.client.failed is not None, max_time=60)
+    assert sim.client.failed is CloseReason.TIMED_OUT
+    assert sim.now - sent_at == pytest.approx(3.0, abs=0.05)
