@@ -82,6 +82,13 @@ def test_listen_connect_moves_5mb_through_lossy_relay(tmp_path: Path) -> None:
     _netcat(tmp_path, 5_000_000, "--both", impair, options=FAST)
 
 
+def test_listen_connect_moves_10mb_through_10_percent_loss_corruption_and_reordering(
+    tmp_path: Path,
+) -> None:
+    impair = "loss=10%,corrupt=1%,reorder=5%,duplicate=1%"
+    _netcat(tmp_path, 10_000_000, "--both", impair, options=FAST)
+
+
 def test_half_close_client_still_receives_reply_sent_after_its_eof() -> None:
     program = str(Path(__file__).parent / "programs" / "reply_after_eof.py")
     proc = subprocess.Popen([sys.executable, program, "2000000"], stdout=subprocess.PIPE, text=True,
