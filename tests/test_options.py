@@ -213,3 +213,24 @@ def test_user_timeout_bounds_how_long_data_may_stay_unacknowledged() -> None:
     sim.run(lambda: sim.client.failed is not None, max_time=60)
     assert sim.client.failed is CloseReason.TIMED_OUT
     assert sim.now - sent_at == pytest.approx(3.0, abs=0.05)
+
+
+# -- PAWS -------------------------------------------------------------------------------------
+
+def test_paws_drops_a_segment_with_an_old_timestamp_and_acknowledges() -> None:
+    """RFC 7323 5: a segment whose TSval is older than TS.Recent is an old duplicate (perhaps
+    from before the sequence numbers wrapped): it is dropped, and answered with an ACK."""
+    p = Peer(FULL.replace(delayed_ack_s=0.0))
+    p.conn.connect(0.0)
+    syn = p.recv_one()
+    assert syn.timestamps is not None
+    ours = syn.timestamps[0]
+    p.send(SYN | ACK, PEER_ISS, ISS + 1, timestamps=(1000, ours), sack_permitted=True)
+    p.recv_one()
+    p.send(ACK, PEER_ISS + 1, ISS + 1, b"new", timestamps=(2000, ours))
+    assert p.recv_one().ack == PEER_ISS + 4
+    p.send(ACK, PEER_ISS + 4, ISS + 1, b"stale", timestamps=(1500, ours))  # in window, but old
+    ack = p.recv_one()
+    assert ack.ack == PEER_ISS + 4  # not accepted
+    assert ack.timestamps is not None and ack.timestamps[1] == 2000  # TS.Recent unchanged
+    assert p.conn.stats.paws_rejected == 1
