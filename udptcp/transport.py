@@ -60,6 +60,7 @@ class StreamTransport(asyncio.Transport):
         )
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
+        self._now = 0.0
         self._pump_scheduled = False
         self._closing = False
         self._eof_written = False
@@ -78,8 +79,14 @@ class StreamTransport(asyncio.Transport):
         """A datagram from our peer, routed here by the endpoint."""
         if self._trace is not None:
             self._trace_segment("received", data)
-        self.conn.receive_datagram(data, clock())
+        self.conn.receive_datagram(data, self._clock())
         self._pump()
+
+    def _clock(self, at_least: float = 0.0) -> float:
+        """The core's time: monotonic even when a timer fired early and was treated as due."""
+        now = max(clock(), at_least, self._now)
+        self._now = now
+        return now
 
     def _trace_segment(self, direction: str, data: bytes) -> None:
         assert self._trace is not None
@@ -109,7 +116,7 @@ class StreamTransport(asyncio.Transport):
             self._on_event(event)
         endpoint = self._endpoint
         if not endpoint.writing_paused:
-            datagrams = conn.datagrams_to_send(clock())
+            datagrams = conn.datagrams_to_send(self._clock())
             if datagrams:
                 if self._trace is not None:
                     for datagram in datagrams:
@@ -148,7 +155,9 @@ class StreamTransport(asyncio.Transport):
         self._timer = self._timer_at = None
         if due is None:
             return
-        self.conn.handle_timer(max(due, clock()))  # timers may fire a little early on uvloop
+        # uvloop's timers tick in milliseconds and may fire a little early: treat the timer as
+        # due, and keep that time for the sends it allows, or pacing would spin until it is.
+        self.conn.handle_timer(self._clock(due))
         self._pump()
 
     def _on_event(self, event: object) -> None:
