@@ -372,13 +372,19 @@ def test_impaired_transfer_delivers_every_byte_once_in_order(
     assert_clean_end(sim.client, down)
     for app in (sim.client, sim.server):
         retransmitted = app.conn.stats.retransmitted_segments
-        assert retransmitted <= STORM_FACTOR * lost(sim, app) + STORM_SLACK, (
+        allowed = STORM_FACTOR * lost(sim, app) + STORM_SLACK
+        if not sack and not timestamps and (reorder or jitter_s):
+            # Without SACK and timestamps a sender cannot tell reordering from loss: duplicate
+            # ACKs trigger fast retransmit and each partial ACK resends the next segment
+            # (RFC 5681, RFC 6582). Heavy reordering costs spurious resends, bounded here.
+            allowed += app.conn.stats.segments_sent // 4
+        assert retransmitted <= allowed, (
             f"{app.name}: {retransmitted} retransmissions for {lost(sim, app)} lost datagrams"
         )
 
 
 def test_lossy_transfer_without_sack_completes() -> None:
-    """2 % loss one way, no SACK: this seed times out instead of completing."""
+    """2 % loss one way, no SACK: completes (an RTO-ordering bug once made this seed time out)."""
     config = Config(sack=False, timestamps=False, msl_s=1.0, rto_min_s=0.2)
     sim = Sim(config, up=Impairment(loss=0.02, delay_s=0.01), down=WIRE, seed=1)
     up = data(1, 100_000)
@@ -387,7 +393,7 @@ def test_lossy_transfer_without_sack_completes() -> None:
 
 
 def test_each_rto_retransmits_the_earliest_unacknowledged_segment() -> None:
-    """Minimal reproduction of the bug above, with a scripted peer."""
+    """RFC 6298 5.4 with a scripted peer: every RTO resends the segment at SND.UNA."""
     p = established(BASIC.replace(mss=100, initial_window_segments=4, rto_min_s=0.2))
     p.conn.send(bytes(400))
     assert [s.seq for s in p.recv()] == [ISS + 1, ISS + 101, ISS + 201, ISS + 301]

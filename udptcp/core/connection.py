@@ -45,7 +45,7 @@ from udptcp.wire import (
     parse_timestamps_fast,
 )
 
-FIN, SYN, RST, ACK = 0x01, 0x02, 0x04, 0x10
+FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
 DEFAULT_PEER_MSS = 536
 """RFC 9293 3.7.1: the send MSS when the peer's SYN carries no MSS option."""
 CHALLENGE_ACKS_PER_S = 10
@@ -380,6 +380,9 @@ class Connection:
             stats.dropped_malformed += 1
             return
         state = self._state
+        predictable = state is S.ESTABLISHED and opts is None
+        if predictable and self._predicted(flags, seq, ack, wnd, payload, ts, now):
+            return
         if state is S.LISTEN:
             self._on_listen(flags, seq, ack, wnd, opts, ts)
         elif state is S.SYN_SENT:
@@ -394,6 +397,55 @@ class Connection:
             else:
                 self.last_heard = now
             self._on_synchronized(flags, seq, ack, wnd, payload, opts, ts, now)
+
+    def _predicted(
+        self, flags: int, seq32: int, ack32: int, wnd: int, payload: memoryview,
+        ts: tuple[int, int] | None, now: float,
+    ) -> bool:
+        """Header prediction (Linux's ``tcp_rcv_established`` fast path) for the two segments
+        a bulk transfer is made of: the next in-order data with nothing else in it, and a pure
+        ACK of new data. Anything unusual returns False and takes the full RFC 9293 path.
+        """
+        rx, tx = self.rx, self.tx
+        rcv_nxt = rx.rcv_nxt
+        if (
+            flags & ~PSH != ACK
+            or seq32 != rcv_nxt & SEQ_MASK
+            or wnd != tx.wnd
+            or rx.ooo_starts
+            or rx.paused
+            or rx.fin_seq is not None
+        ):
+            return False
+        if ts is not None and self.ts_ok:
+            recent = rx.ts_recent
+            if recent is not None and ((ts[0] - recent) & SEQ_MASK) >= 0x80000000:
+                return False  # PAWS has something to say: let the full path decide
+        size = len(payload)
+        if size:
+            if ack32 != tx.una & SEQ_MASK or size > rx.adv_right - rcv_nxt or self._app_closed:
+                return False
+            if ts is not None and self.ts_ok:
+                rx.update_ts_recent(ts[0], rcv_nxt, now)
+            rx.rcv_nxt = rcv_nxt + size
+            rx.count_for_ack(now, self.config.delayed_ack_s)
+            self.stats.bytes_received += size
+            self._events.append(DataReceived(payload))
+        else:
+            ack = unwrap(ack32, tx.una)
+            if not tx.una < ack <= tx.nxt:
+                return False
+            if ts is not None and self.ts_ok:
+                rx.update_ts_recent(ts[0], rcv_nxt, now)
+            tx.wl1 = rcv_nxt
+            tx.wl2 = ack
+            self.probes_out = 0
+            self._on_new_ack(ack, [], False, ts, now)
+        if self.config.keepalive_s is not None:
+            self._heard_from_peer(now)
+        else:
+            self.last_heard = now
+        return True
 
     def _on_listen(
         self, flags: int, seq: int, ack: int, wnd: int, opts: Options | None,

@@ -125,7 +125,7 @@ class Receiver:
                 self._drain_ooo(ready)
                 self.ack_now = True  # a hole filled: tell the sender at once (RFC 5681 4.2)
             else:
-                self._count_for_ack(now, delayed_ack_s)
+                self.count_for_ack(now, delayed_ack_s)
             if self.paused:
                 self.held.extend(ready)
                 self.held_bytes += sum(len(chunk) for chunk in ready)
@@ -135,7 +135,8 @@ class Receiver:
         self.ack_now = True  # out of order: acknowledge at once so the sender sees the hole
         return []
 
-    def _count_for_ack(self, now: float, delayed_ack_s: float) -> None:
+    def count_for_ack(self, now: float, delayed_ack_s: float) -> None:
+        """One more in-order segment: acknowledge now if it is the second, else soon."""
         self.segs_unacked += 1
         if self.segs_unacked >= 2 or delayed_ack_s == 0.0:
             self.ack_now = True

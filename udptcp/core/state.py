@@ -13,6 +13,10 @@ import enum
 class State(enum.Enum):
     """The eleven states of a TCP connection."""
 
+    # Members compare by identity; hashing them by identity too keeps ``state in SOME_SET``
+    # in C (Enum's own __hash__ is Python code, and the send path asks a few times a segment).
+    __hash__ = object.__hash__
+
     CLOSED = "CLOSED"
     LISTEN = "LISTEN"
     SYN_SENT = "SYN_SENT"
