@@ -37,12 +37,13 @@ ACKING = SYNCHRONIZED | {S.SYN_RCVD}
 class Output:
     """Builds every datagram one connection sends."""
 
-    __slots__ = ("_conn", "_pending", "_ts_offset", "_window_probe", "pace_at")
+    __slots__ = ("_conn", "_fields", "_pending", "_ts_offset", "_window_probe", "pace_at")
 
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
         self._pending: list[bytes] = []
         self._window_probe = False
+        self._fields: tuple[int, int, bytes] | None = None
         self._ts_offset = conn.tx.iss  # RFC 7323 5.4: a per-connection offset, here the ISN
         self.pace_at: float | None = None
 
@@ -69,6 +70,7 @@ class Output:
         conn = self._conn
         out = self._pending
         self._pending = []
+        self._fields = None
         state = conn.state
         if conn.syn_due and state in (S.SYN_SENT, S.SYN_RCVD):
             out.append(self._syn(now, with_ack=state is S.SYN_RCVD))
@@ -112,13 +114,22 @@ class Output:
         return encode_datagram(SYN, conn.tx.iss & SEQ_MASK, 0, config.recv_buffer_bytes, b"", options)
 
     def _segment(self, flags: int, seq: int, payload: bytes | memoryview, now: float) -> bytes:
-        """A segment carrying our current ACK, window and options."""
+        """A segment carrying our current ACK, window and options.
+
+        Those are the same for every segment of one burst (nothing arrives in between), so
+        they are worked out once per ``collect`` unless SACK blocks make the first one special.
+        """
         conn = self._conn
+        conn.stats.segments_sent += 1
+        fields = self._fields
+        if fields is not None:
+            return encode_datagram(flags, seq & SEQ_MASK, fields[0], fields[1], payload, fields[2])
         rx = conn.rx
         options = b""
         if conn.ts_ok:
             options = _TS_OPTION.pack(OPT_NOP, OPT_NOP, 8, 10, self.ts_clock(now), rx.ts_recent or 0)
-        if conn.sack_ok and (rx.ooo_starts or rx.dsack is not None):
+        sack = conn.sack_ok and (rx.ooo_starts or rx.dsack is not None)
+        if sack:
             blocks = rx.sack_blocks(MAX_SACK_BLOCKS - 1 if conn.ts_ok else MAX_SACK_BLOCKS)
             if blocks:
                 options += bytes((OPT_NOP, OPT_NOP, OPT_SACK, 2 + 8 * len(blocks))) + b"".join(
@@ -126,9 +137,10 @@ class Output:
                 )
         window = rx.advertise()
         rx.on_ack_sent()
-        stats = conn.stats
-        stats.segments_sent += 1
-        return encode_datagram(flags, seq & SEQ_MASK, rx.rcv_nxt & SEQ_MASK, window, payload, options)
+        ack = rx.rcv_nxt & SEQ_MASK
+        if not sack:
+            self._fields = (ack, window, options)
+        return encode_datagram(flags, seq & SEQ_MASK, ack, window, payload, options)
 
     # -- data ------------------------------------------------------------------------------
 
