@@ -145,3 +145,18 @@ def test_bbr_bounds_its_flight_after_congestive_loss_but_not_after_random_loss()
         if bounded:
             assert bbr.inflight_hi == int(INFLIGHT_BETA * 45_000)
             assert bbr.cwnd <= bbr.inflight_hi
+
+
+def test_bbr_startup_does_not_depend_on_where_the_clock_starts() -> None:
+    """A driver's clock (time.monotonic) may read thousands of seconds at the first ACK; that
+    must not look like a stale minimum RTT and send BBR to PROBE_RTT at once."""
+    bbr = Bbr(1000, 10)
+    rtt = RttEstimator(1.0, 0.2, 60.0)
+    start, delivered = 86_400.0, 0
+    for step in range(1, 6):
+        chunk = 10_000 * 2**step
+        delivered += chunk
+        bbr.on_ack(start + step * 0.05, chunk, 2 * chunk, rtt, _sample(delivered, chunk, 0.05, 0.05), False)
+        assert bbr.mode is Mode.STARTUP
+    assert bbr.cwnd > 10 * 1000
+

@@ -26,9 +26,10 @@ from udptcp.cli.common import EXIT_OK, build_config, say
 
 MB = 1_000_000
 BLOCK_BYTES = 1 << 20
+TIME_LIMITED_BLOCK_BYTES = 64 * 1024
 PROGRESS_INTERVAL_S = 0.5
-TIME_LIMITED_BUFFER_BYTES = 256 * 1024
-"""With --time-limit, what may still be queued when time is up (it must drain before the end)."""
+TIME_LIMITED_UNSENT_BYTES = 256 * 1024
+"""With --time-limit, about what may still be unsent when time is up (it drains after)."""
 SERVER_START_TIMEOUT_S = 20.0
 
 
@@ -160,13 +161,19 @@ async def _client(args: argparse.Namespace, port: int) -> dict[str, Any]:
     reader, writer = await udptcp.open_connection(args.host, port, config=build_config(args))
     progress = None if args.no_progress else asyncio.create_task(_progress(writer, total))
     start, cpu0 = time.perf_counter(), time.process_time()
-    deadline = None
-    if args.time_limit is not None:
-        deadline = start + args.time_limit
-        writer.transport.set_write_buffer_limits(high=TIME_LIMITED_BUFFER_BYTES)  # little to drain
+    deadline = None if args.time_limit is None else start + args.time_limit
     sent = 0
     while sent < total and (deadline is None or time.perf_counter() < deadline):
-        chunk = block[: min(BLOCK_BYTES, total - sent)]
+        if deadline is not None:
+            # Little may be queued unsent when time is up, but what was sent and is not yet
+            # acknowledged (in flight, or SACKed above a hole) must not be capped: the send
+            # buffer counts it too. So the bound follows what has been sent.
+            # The low mark sits just under the high one: drain() returns as soon as the
+            # window has taken a block, not when most of what is in flight is acknowledged.
+            stats = writer.get_extra_info("stats")
+            high = stats["send_buffered_bytes"] - stats["unsent_bytes"] + TIME_LIMITED_UNSENT_BYTES
+            writer.transport.set_write_buffer_limits(high=high, low=high - TIME_LIMITED_BLOCK_BYTES)
+        chunk = block[: min(BLOCK_BYTES if deadline is None else TIME_LIMITED_BLOCK_BYTES, total - sent)]
         writer.write(chunk)
         sent += len(chunk)
         await writer.drain()

@@ -167,6 +167,8 @@ class Bbr(CongestionControl):
         rate = sample.rate
         if rate <= 0.0 or (sample.is_app_limited and rate < self.btl_bw):
             return  # an app-limited sample only says the path can do at least this much
+        if self.min_rtt_s is not None and sample.interval_s < self.min_rtt_s:
+            return  # shorter than a round trip: a burst of ACKs, not the path's rate (as Linux)
         samples = self._bw_samples
         if samples and samples[-1][0] == self._round:
             if rate > samples[-1][1]:
@@ -223,7 +225,8 @@ class Bbr(CongestionControl):
         self._cycle_at = now
 
     def _update_min_rtt(self, now: float, sample: RateSample, pipe: int) -> None:
-        expired = now - self._min_rtt_at > MIN_RTT_WINDOW_S
+        # Only a measured minimum can go stale (the clock need not start near zero).
+        expired = self.min_rtt_s is not None and now - self._min_rtt_at > MIN_RTT_WINDOW_S
         if sample.rtt_s > 0.0 and (self.min_rtt_s is None or sample.rtt_s <= self.min_rtt_s or expired):
             self.min_rtt_s = sample.rtt_s
             self._min_rtt_at = now
