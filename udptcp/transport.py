@@ -293,6 +293,7 @@ class StreamTransport(asyncio.Transport):
                 timestamps=conn.ts_ok, peer_window_bytes=conn.tx.wnd,
                 bytes_in_flight=conn.tx.pipe, send_buffered_bytes=conn.send_buffered,
                 unsent_bytes=conn.tx.unsent,
+                bytes_acked=max(0, min(conn.tx.una, conn.tx.data_end) - conn.tx.iss - 1),
             )
             return stats
         if name == "rtt":

@@ -26,10 +26,8 @@ from udptcp.cli.common import EXIT_OK, build_config, say
 
 MB = 1_000_000
 BLOCK_BYTES = 1 << 20
-TIME_LIMITED_BLOCK_BYTES = 64 * 1024
+
 PROGRESS_INTERVAL_S = 0.5
-TIME_LIMITED_UNSENT_BYTES = 256 * 1024
-"""With --time-limit, about what may still be unsent when time is up (it drains after)."""
 SERVER_START_TIMEOUT_S = 20.0
 
 
@@ -43,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--both", metavar="SPEC", help="netem impairments in both directions")
     parser.add_argument("--seed", type=int, default=1, help="the relay's random seed (default 1)")
     parser.add_argument("--time-limit", type=float, default=None, metavar="SECONDS",
-                        help="stop sending after this long; goodput is what arrived by then")
+                        help="stop after this long: goodput is what the receiver acknowledged by then")
     parser.add_argument(
         "--role", choices=["both", "server", "client"], default="both",
         help="both (default): run the whole benchmark; server: only serve (prints 'listening on "
@@ -130,10 +128,15 @@ async def _serve(args: argparse.Namespace) -> int:
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         received = 0
         first = cpu0 = 0.0
-        while data := await reader.read(BLOCK_BYTES):
-            if not received:
-                first, cpu0 = time.perf_counter(), time.process_time()
-            received += len(data)
+        try:
+            while data := await reader.read(BLOCK_BYTES):
+                if not received:
+                    first, cpu0 = time.perf_counter(), time.process_time()
+                received += len(data)
+        except ConnectionError:  # a time-limited client resets when its time is up
+            writer.close()
+            _count_one()
+            return
         elapsed = time.perf_counter() - first
         stats = writer.get_extra_info("stats")
         report = {"bytes": received, "seconds": elapsed, "cpu_s": time.process_time() - cpu0,
@@ -142,6 +145,9 @@ async def _serve(args: argparse.Namespace) -> int:
         writer.write(json.dumps(report).encode() + b"\n")
         writer.close()
         await writer.wait_closed()
+        _count_one()
+
+    def _count_one() -> None:
         nonlocal remaining
         remaining -= 1
         if remaining <= 0 and not done.done():
@@ -161,25 +167,20 @@ async def _client(args: argparse.Namespace, port: int) -> dict[str, Any]:
     reader, writer = await udptcp.open_connection(args.host, port, config=build_config(args))
     progress = None if args.no_progress else asyncio.create_task(_progress(writer, total))
     start, cpu0 = time.perf_counter(), time.process_time()
-    deadline = None if args.time_limit is None else start + args.time_limit
     sent = 0
-    while sent < total and (deadline is None or time.perf_counter() < deadline):
-        if deadline is not None:
-            # Little may be queued unsent when time is up, but what was sent and is not yet
-            # acknowledged (in flight, or SACKed above a hole) must not be capped: the send
-            # buffer counts it too. So the bound follows what has been sent.
-            # The low mark sits just under the high one: drain() returns as soon as the
-            # window has taken a block, not when most of what is in flight is acknowledged.
-            stats = writer.get_extra_info("stats")
-            high = stats["send_buffered_bytes"] - stats["unsent_bytes"] + TIME_LIMITED_UNSENT_BYTES
-            writer.transport.set_write_buffer_limits(high=high, low=high - TIME_LIMITED_BLOCK_BYTES)
-        chunk = block[: min(BLOCK_BYTES if deadline is None else TIME_LIMITED_BLOCK_BYTES, total - sent)]
-        writer.write(chunk)
-        sent += len(chunk)
-        await writer.drain()
-    total = sent
-    writer.write_eof()
-    reply = await reader.readline()
+    try:
+        async with asyncio.timeout(args.time_limit):
+            while sent < total:
+                chunk = block[: min(BLOCK_BYTES, total - sent)]
+                writer.write(chunk)
+                sent += len(chunk)
+                await writer.drain()
+            writer.write_eof()
+            reply = await reader.readline()
+    except TimeoutError:
+        # Time is up: what the receiver has acknowledged is what it got. The connection is
+        # reset rather than drained, so that a slow path does not stretch the run.
+        return _capped_result(writer, time.perf_counter() - start, time.process_time() - cpu0, progress)
     elapsed = time.perf_counter() - start
     cpu = time.process_time() - cpu0
     if progress is not None:
@@ -197,6 +198,25 @@ async def _client(args: argparse.Namespace, port: int) -> dict[str, Any]:
         "goodput_mbit_s": server["bytes"] * 8 / 1e6 / max(server["seconds"], 1e-9),
         "segments_per_s": stats["segments_sent"] / elapsed,
         "cpu_client": cpu / elapsed, "cpu_server": server["cpu_s"] / max(server["seconds"], 1e-9),
+        "retransmitted": stats["retransmitted_segments"], "timeouts": stats["timeouts"],
+    }
+
+
+def _capped_result(
+    writer: asyncio.StreamWriter, elapsed: float, cpu: float, progress: asyncio.Task[None] | None
+) -> dict[str, Any]:
+    if progress is not None:
+        progress.cancel()
+        print(file=sys.stderr, flush=True)
+    stats = writer.get_extra_info("stats")
+    writer.transport.abort()
+    delivered = stats["bytes_acked"]
+    return {
+        "implementation": "udptcp", "loop": _loop_name(), "mss": stats["mss"], "mb": delivered / MB,
+        "seconds": elapsed, "mb_per_s": delivered / MB / elapsed,
+        "goodput_mbit_s": delivered * 8 / 1e6 / elapsed, "time_limited": True,
+        "segments_per_s": stats["segments_sent"] / elapsed,
+        "cpu_client": cpu / elapsed, "cpu_server": None,
         "retransmitted": stats["retransmitted_segments"], "timeouts": stats["timeouts"],
     }
 
@@ -220,5 +240,6 @@ def _print_result(r: dict[str, Any]) -> None:
     say(f"udptcp bench: {r['mb']:.0f} MB in {r['seconds']:.2f} s on {r['loop']}, mss {r['mss']}")
     say(f"  throughput   {r['mb_per_s']:.1f} MB/s, {r['segments_per_s']:.0f} segments/s "
         f"(goodput at the receiver {r['goodput_mbit_s']:.1f} Mbit/s)")
-    say(f"  cpu          client {r['cpu_client']:.0%}, server {r['cpu_server']:.0%} of one core")
+    server_cpu = "?" if r["cpu_server"] is None else f"{r['cpu_server']:.0%}"
+    say(f"  cpu          client {r['cpu_client']:.0%}, server {server_cpu} of one core")
     say(f"  recovery     {r['retransmitted']} segments retransmitted, {r['timeouts']} timeouts")

@@ -118,11 +118,10 @@ class LossRecovery:
         rec = out.latest
         if rec is not None:
             rtt_s = now - rec.sent_at
-            ambiguous = rec.retransmitted and (
-                rtt_s < (self.rtt.min_rtt_s or 0.0)
-                or (tsecr is not None and _ts_before(tsecr, rec.sent_at_ts))
-            )
-            if not ambiguous:
+            # A retransmission delivered sooner than any round trip must be its original's
+            # delivery (RFC 8985 6.2, as Linux's tcp_rack_advance). TSecr cannot tell here:
+            # while a hole stays open TS.Recent does not move, so it echoes old values.
+            if not (rec.retransmitted and rtt_s < (self.rtt.min_rtt_s or 0.0)):
                 tx.rack_update(rec, rtt_s)
         if out.acked and self.undo_ts is not None and tsecr is not None and tx.una >= self.undo_seq:
             if _ts_before(tsecr, self.undo_ts):

@@ -19,6 +19,7 @@ raise the RTT. Without the bound, BBR v1 keeps two BDPs in flight into a buffer 
 less, and a loss-based flow beside it (CUBIC) starves; with a plain loss threshold, as in v2,
 BBR would give up the lossy paths it is meant for. As in v2's PROBE_UP, the bound grows back
 only while BBR probes for bandwidth (pacing gain above 1), by a step that doubles each round.
+Such a round also ends STARTUP, as in v2, rather than three more rounds of overflowing queue.
 """
 
 from __future__ import annotations
@@ -157,6 +158,8 @@ class Bbr(CongestionControl):
         if total and lost > LOSS_THRESHOLD * total and queued:
             self.inflight_hi = max(int(INFLIGHT_BETA * self._round_max_pipe), MIN_CWND_SEGMENTS * self.mss)
             self._hi_step = 1
+            if self.mode is Mode.STARTUP:
+                self.filled_pipe = True  # as BBR v2: the queue overflowed, the pipe is full
         elif self.inflight_hi is not None and self.pacing_gain > 1.0:
             self.inflight_hi += self._hi_step * self.mss
             self._hi_step = min(self._hi_step * 2, 1 << 20)
