@@ -74,13 +74,21 @@ def test_subsequent_samples_use_alpha_one_eighth_and_beta_one_quarter() -> None:
     assert rtt.min_rtt_s == pytest.approx(0.05)
 
 
-def test_per_segment_samples_scale_the_gains_down() -> None:
+def test_per_segment_samples_scale_the_gains_down_for_falling_rtts() -> None:
     """RFC 7323 appendix G: with ~flight/2 samples per round trip, divide alpha and beta."""
     rtt = estimator(rto_min_s=0.001)
+    rtt.on_sample(0.3)
+    rtt.on_sample(0.1, flight_segments=10)  # 5 samples per RTT expected
+    assert rtt.rttvar_s == pytest.approx((1 - 0.25 / 5) * 0.15 + 0.25 / 5 * 0.2)
+    assert rtt.srtt_s == pytest.approx((1 - 0.125 / 5) * 0.3 + 0.125 / 5 * 0.1)
+
+
+def test_rising_rtts_keep_the_full_gains_so_the_rto_follows_a_filling_queue() -> None:
+    rtt = estimator(rto_min_s=0.001)
     rtt.on_sample(0.1)
-    rtt.on_sample(0.3, flight_segments=10)  # 5 samples per RTT expected
-    assert rtt.rttvar_s == pytest.approx((1 - 0.25 / 5) * 0.05 + 0.25 / 5 * 0.2)
-    assert rtt.srtt_s == pytest.approx((1 - 0.125 / 5) * 0.1 + 0.125 / 5 * 0.3)
+    rtt.on_sample(0.3, flight_segments=400)
+    assert rtt.rttvar_s == pytest.approx(0.75 * 0.05 + 0.25 * 0.2)
+    assert rtt.srtt_s == pytest.approx(0.875 * 0.1 + 0.125 * 0.3)
 
 
 def test_backoff_doubles_the_rto_and_caps_it_at_rto_max() -> None:

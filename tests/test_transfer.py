@@ -400,7 +400,8 @@ def test_each_rto_retransmits_the_earliest_unacknowledged_segment() -> None:
     p.fire_timer()  # first RTO: resend the first segment
     assert [s.seq for s in p.recv()] == [ISS + 1]
     p.send(ACK, PEER_ISS + 1, ISS + 101)  # it arrived; the second segment is still missing
-    assert [s.seq for s in p.recv()] == [ISS + 101]
+    # After an RTO the window slow-starts (RFC 5681 3.1): one ACK, two segments.
+    assert [s.seq for s in p.recv()] == [ISS + 101, ISS + 201]
     p.fire_timer()  # that retransmission was lost too: the next RTO must resend it again
     assert [s.seq for s in p.recv()][:1] == [ISS + 101]
 

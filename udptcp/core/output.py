@@ -31,7 +31,6 @@ _SACK_EDGE = struct.Struct("!II")
 S = State
 SENDING = frozenset({S.ESTABLISHED, S.CLOSE_WAIT, S.FIN_WAIT_1, S.CLOSING, S.LAST_ACK})
 """States in which data or our FIN may still be (re)transmitted."""
-ACKING = SYNCHRONIZED | {S.SYN_RCVD}
 
 
 class Output:
@@ -169,7 +168,7 @@ class Output:
                 out.append(self._segment(
                     ACK | FIN if fin else ACK, lost.start, tx.payload(view, lost.start, lost.end), now
                 ))
-                tx.on_retransmit(lost, now, ts)
+                tx.on_retransmit(lost, now)
                 rec.on_retransmit(lost.end, ts if conn.ts_ok else None)
                 if rec.rto_at is None:
                     rec.rto_at = now + conn.rtt.rto_s
@@ -206,7 +205,7 @@ class Output:
             base = tx.buf_seq
             payload = view[nxt - base : nxt - base + size] if size else b""
             out.append(self._segment(ACK | FIN if with_fin else ACK, nxt, payload, now))
-            tx.on_send_new(nxt + size + (1 if with_fin else 0), now, ts)
+            tx.on_send_new(nxt + size + (1 if with_fin else 0), now)
             conn.stats.bytes_sent += size
             sent_any = True
             if with_fin:
@@ -235,7 +234,7 @@ class Output:
         if size > 0:
             base = tx.buf_seq
             out.append(self._segment(ACK, nxt, view[nxt - base : nxt - base + size], now))
-            tx.on_send_new(nxt + size, now, ts)
+            tx.on_send_new(nxt + size, now)
             conn.stats.bytes_sent += size
             rec.on_probe_sent(now, retransmitted=False, tsval=ts if conn.ts_ok else None)
             return
@@ -246,6 +245,6 @@ class Output:
         out.append(self._segment(
             ACK | FIN if fin else ACK, last.start, tx.payload(view, last.start, last.end), now
         ))
-        tx.on_retransmit(last, now, ts)
+        tx.on_retransmit(last, now)
         conn.stats.retransmitted_segments += 1
         rec.on_probe_sent(now, retransmitted=True, tsval=ts if conn.ts_ok else None)

@@ -32,16 +32,6 @@ class RangeSet:
     def __repr__(self) -> str:
         return f"RangeSet({list(self)})"
 
-    @property
-    def first_start(self) -> int:
-        """Start of the lowest range; the set must not be empty."""
-        return self._starts[0]
-
-    @property
-    def last_end(self) -> int:
-        """End of the highest range; the set must not be empty."""
-        return self._ends[-1]
-
     def add(self, start: int, end: int) -> None:
         """Add ``[start, end)``, merging with every range it overlaps or touches."""
         if start >= end:
@@ -90,7 +80,3 @@ class RangeSet:
             del ends[:i]
         if starts and starts[0] < value:
             starts[0] = value
-
-    def covered(self) -> int:
-        """Total length of all ranges."""
-        return sum(self._ends) - sum(self._starts)

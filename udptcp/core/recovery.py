@@ -26,6 +26,7 @@ class LossRecovery:
     """Which segments are lost, when to probe, and when to time out."""
 
     __slots__ = (
+        "after_rto",
         "cc",
         "delayed_ack_s",
         "dsack_round",
@@ -71,6 +72,7 @@ class LossRecovery:
         self.tlp_ts: int | None = None
         self.timeouts = 0
         self.dupacks = 0
+        self.after_rto = False
         self.rto_at: float | None = None
         self.pto_at: float | None = None
         self.reo_at: float | None = None
@@ -79,6 +81,12 @@ class LossRecovery:
     def in_recovery(self) -> bool:
         """A loss episode (fast recovery or after an RTO) is under way."""
         return self.recovery_point is not None
+
+    @property
+    def in_fast_recovery(self) -> bool:
+        """Fast recovery, when the window holds still; after an RTO it slow-starts instead
+        (RFC 5681 3.1), or the many segments to resend would go one per round trip."""
+        return self.recovery_point is not None and not self.after_rto
 
     def reo_wnd(self) -> float:
         """RACK's reordering window (RFC 8985 6.2 step 4)."""
@@ -169,6 +177,7 @@ class LossRecovery:
 
     def _exit_recovery(self, now: float) -> None:
         self.recovery_point = None
+        self.after_rto = False
         self.undo_ts = None
         if self.reo_persist > 0:
             self.reo_persist -= 1
@@ -193,6 +202,7 @@ class LossRecovery:
         self.cc.undo()
         self.tx.unmark_lost()
         self.recovery_point = None
+        self.after_rto = False
         self.reordering_seen = True
 
     # -- timers ----------------------------------------------------------------------------
@@ -262,6 +272,7 @@ class LossRecovery:
         if lost:
             self.cc.on_loss(now, lost)
         self.recovery_point = tx.nxt
+        self.after_rto = True
         self.undo_ts = None
         self.tlp_end = None
         self.pto_at = None

@@ -15,6 +15,8 @@ class RttEstimator:
     (timestamps make every ACK such a sample). When samples come once per segment rather than
     once per round trip, RFC 7323 appendix G scales the gains down by the number of samples
     expected per window, so that RTTVAR does not collapse; ``flight_segments`` gives that count.
+    A sample above SRTT keeps RFC 6298's full gains, so the RTO rises as fast as a queue
+    builds (Linux lets its deviation rise fast and decay slowly for the same reason).
     """
 
     __slots__ = (
@@ -55,7 +57,9 @@ class RttEstimator:
             srtt = rtt_s
             rttvar = rtt_s / 2.0
         else:
-            samples = max(1, flight_segments // 2)
+            # Appendix G's small gains only on the way down: a queue can double the RTT in a
+            # few rounds, and an RTO that lags behind it fires while the data is only queued.
+            samples = 1 if rtt_s > srtt else max(1, flight_segments // 2)
             beta = 0.25 / samples
             alpha = 0.125 / samples
             rttvar = (1.0 - beta) * self.rttvar_s + beta * abs(srtt - rtt_s)

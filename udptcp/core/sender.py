@@ -27,13 +27,12 @@ class SentSegment:
     """One segment in flight: its sequence range and what we know of its fate."""
 
     __slots__ = ("app_limited", "delivered", "delivered_at", "end", "first_sent_at", "lost",
-                 "retransmitted", "sacked", "sent_at", "sent_at_ts", "start")
+                 "retransmitted", "sacked", "sent_at", "start")
 
-    def __init__(self, start: int, end: int, sent_at: float, sent_at_ts: int) -> None:
+    def __init__(self, start: int, end: int, sent_at: float) -> None:
         self.start = start
         self.end = end
         self.sent_at = sent_at
-        self.sent_at_ts = sent_at_ts
         self.retransmitted = False
         self.sacked = False
         self.lost = False
@@ -81,7 +80,7 @@ class Sender:
 
     __slots__ = (
         "app_limited_until", "buf", "buf_seq", "delivered", "delivered_at", "fack",
-        "fin_seq", "first_sent_at", "head", "iss", "lost", "lost_total", "max_seg", "max_wnd",
+        "fin_seq", "first_sent_at", "head", "iss", "lost", "max_seg", "max_wnd",
         "nxt",
         "outcome", "pipe", "rack_end", "rack_rtt_s", "rack_sent_at", "recs", "sacked",
         "sacked_count", "tsorted", "una", "wl1", "wl2", "wnd",
@@ -107,7 +106,6 @@ class Sender:
         self.sacked = RangeSet()
         self.sacked_count = 0
         self.fack = 0
-        self.lost_total = 0
         self.rack_sent_at = -1.0
         self.rack_end = 0
         self.rack_rtt_s = 0.0
@@ -167,9 +165,9 @@ class Sender:
 
     # -- transmissions ---------------------------------------------------------------------
 
-    def on_send_new(self, end: int, now: float, ts: int) -> SentSegment:
-        """New sequence space ``[nxt, end)`` went out, stamped ``ts`` (our timestamp clock)."""
-        rec = SentSegment(self.nxt, end, now, ts)
+    def on_send_new(self, end: int, now: float) -> SentSegment:
+        """New sequence space ``[nxt, end)`` went out."""
+        rec = SentSegment(self.nxt, end, now)
         self._stamp(rec, now)
         self.recs.append(rec)
         self.tsorted.append((now, rec))
@@ -177,14 +175,13 @@ class Sender:
         self.nxt = end
         return rec
 
-    def on_retransmit(self, rec: SentSegment, now: float, ts: int) -> None:
+    def on_retransmit(self, rec: SentSegment, now: float) -> None:
         """``rec`` went out again (after being judged lost, or as a probe)."""
         if rec.lost:
             rec.lost = False
             self.pipe += rec.end - rec.start
         rec.retransmitted = True
         rec.sent_at = now
-        rec.sent_at_ts = ts
         self._stamp(rec, now)
         self.tsorted.append((now, rec))
 
@@ -403,4 +400,3 @@ class Sender:
         rec.lost = True
         self.pipe -= rec.end - rec.start
         self.lost.append(rec)
-        self.lost_total += 1

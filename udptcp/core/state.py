@@ -42,9 +42,7 @@ class Cause(enum.Enum):
     RCV_ACK_OF_SYN = "rcv ACK of SYN"
     RCV_FIN = "rcv FIN"
     RCV_ACK_OF_FIN = "rcv ACK of FIN"
-    RCV_FIN_ACK_OF_FIN = "rcv FIN with ACK of FIN"
     RCV_RST = "rcv RST"
-    RCV_BAD_ACK = "rcv unacceptable ACK"
     RCV_DATA_AFTER_CLOSE = "rcv data after close"
     RETRIES_EXHAUSTED = "retransmissions exhausted"
     USER_TIMEOUT = "user timeout"
@@ -78,7 +76,6 @@ TRANSITIONS: dict[tuple[State, Cause], frozenset[State]] = {
     # (simultaneous) open that fails is CLOSED.
     (S.SYN_RCVD, C.RCV_RST): frozenset({S.LISTEN, S.CLOSED}),
     (S.SYN_RCVD, C.RCV_SYN): frozenset({S.LISTEN}),
-    (S.SYN_RCVD, C.RCV_BAD_ACK): frozenset({S.SYN_RCVD}),
     (S.SYN_RCVD, C.RETRIES_EXHAUSTED): frozenset({S.LISTEN, S.CLOSED}),
     (S.SYN_RCVD, C.USER_TIMEOUT): frozenset({S.LISTEN, S.CLOSED}),
     # Closing (Figure 5, lower half).
@@ -86,7 +83,6 @@ TRANSITIONS: dict[tuple[State, Cause], frozenset[State]] = {
     (S.ESTABLISHED, C.RCV_FIN): frozenset({S.CLOSE_WAIT}),
     (S.FIN_WAIT_1, C.RCV_ACK_OF_FIN): frozenset({S.FIN_WAIT_2}),
     (S.FIN_WAIT_1, C.RCV_FIN): frozenset({S.CLOSING}),  # simultaneous close
-    (S.FIN_WAIT_1, C.RCV_FIN_ACK_OF_FIN): frozenset({S.TIME_WAIT}),
     (S.FIN_WAIT_1, C.RCV_DATA_AFTER_CLOSE): frozenset({S.CLOSED}),
     (S.FIN_WAIT_2, C.RCV_FIN): frozenset({S.TIME_WAIT}),
     (S.FIN_WAIT_2, C.FIN_WAIT_2_TIMEOUT): frozenset({S.CLOSED}),
@@ -117,6 +113,9 @@ MAY_SEND = frozenset({S.SYN_SENT, S.SYN_RCVD, S.ESTABLISHED, S.CLOSE_WAIT})
 
 MAY_RECEIVE = frozenset({S.SYN_RCVD, S.ESTABLISHED, S.FIN_WAIT_1, S.FIN_WAIT_2})
 """States in which data from the peer is accepted (its FIN has not arrived)."""
+
+KEEPALIVE_STATES = frozenset({S.ESTABLISHED, S.CLOSE_WAIT, S.FIN_WAIT_2})
+"""States in which an idle connection is probed, if keepalive is on."""
 
 OUR_FIN_SENT = frozenset({S.FIN_WAIT_1, S.FIN_WAIT_2, S.CLOSING, S.LAST_ACK, S.TIME_WAIT})
 """States in which the application has closed its sending side."""
