@@ -160,3 +160,22 @@ def test_bbr_startup_does_not_depend_on_where_the_clock_starts() -> None:
         assert bbr.mode is Mode.STARTUP
     assert bbr.cwnd > 10 * 1000
 
+
+
+@pytest.mark.parametrize("cc", ["newreno", "cubic"])
+def test_hystart_leaves_slow_start_when_the_rtt_rises(cc: str) -> None:
+    """RFC 9406: a round whose smallest RTT is 1/8 above the last one's means a queue is
+    building; slow start slows to a quarter, and after five such rounds it ends."""
+    control = congestion.create(cc, 1000, 10)
+    rtt = RttEstimator(1.0, 0.2, 60.0)
+    delivered = 0
+    for round_no in range(12):
+        rtt_s = 0.1 if round_no < 4 else 0.13  # the queue starts to build in round 4
+        round_start = delivered  # this round's packets left after the last round's ACKs
+        for _ in range(control.cwnd // 1000):
+            delivered += 1000
+            sample = _sample(delivered, 1000, rtt_s, rtt_s)
+            sample.prior_delivered = round_start
+            control.on_ack(round_no * rtt_s, 1000, control.cwnd, rtt, sample, False)
+    assert control.ssthresh < 1 << 40  # slow start ended without any loss
+    assert control.cwnd < 10 * 1000 * 2**12  # far from twelve doublings

@@ -14,6 +14,12 @@ from udptcp.core.rtt import RttEstimator
 from udptcp.core.sender import RateSample
 
 INFINITE_SSTHRESH = 1 << 62
+HYSTART_MIN_RTT_THRESH_S = 0.004
+HYSTART_MAX_RTT_THRESH_S = 0.016
+HYSTART_MIN_RTT_DIVISOR = 8
+HYSTART_RTT_SAMPLES = 8
+CSS_GROWTH_DIVISOR = 4
+CSS_ROUNDS = 5
 
 
 class CongestionControl(ABC):
@@ -30,6 +36,12 @@ class CongestionControl(ABC):
         self.ssthresh = INFINITE_SSTHRESH
         self._undo_cwnd = self.cwnd
         self._undo_ssthresh = self.ssthresh
+        self._round_end = 0
+        self._last_round_min_rtt = float("inf")
+        self._round_min_rtt = float("inf")
+        self._rtt_samples = 0
+        self._css_baseline: float | None = None
+        self._css_rounds = 0
 
     @property
     def in_slow_start(self) -> bool:
@@ -83,9 +95,53 @@ class CongestionControl(ABC):
         gain = self.slow_start_pacing_gain if self.in_slow_start else self.avoidance_pacing_gain
         return gain * self.cwnd / srtt
 
-    def _slow_start(self, acked: int) -> int:
-        """Grow by the octets acknowledged, up to ssthresh; return what is left over."""
+    def _slow_start(self, acked: int, sample: RateSample | None) -> int:
+        """Grow by the octets acknowledged, up to ssthresh; return what is left over.
+
+        HyStart++ (RFC 9406) watches the smallest RTT of each round: once it rises by
+        min(max(RTT/8, 4 ms), 16 ms), a queue is building, and slow start goes on at a quarter
+        of its pace (conservative slow start) for five rounds, then ends, instead of doubling
+        until the queue overflows and a whole window is lost.
+        """
+        if sample is not None:
+            self._hystart(sample)
+        if self._css_baseline is not None:
+            acked_growth = acked // CSS_GROWTH_DIVISOR
+            self.cwnd = min(self.cwnd + acked_growth, max(self.ssthresh, self.cwnd))
+            return 0
         room = self.ssthresh - self.cwnd
         grow = min(acked, room)
         self.cwnd += grow
         return acked - grow
+
+    def _hystart(self, sample: RateSample) -> None:
+        if sample.prior_delivered >= self._round_end:  # a new round begins
+            self._round_end = sample.prior_delivered + sample.delivered
+            self._last_round_min_rtt = self._round_min_rtt
+            self._round_min_rtt = float("inf")
+            self._rtt_samples = 0
+            if self._css_baseline is not None:
+                self._css_rounds += 1
+                if self._css_rounds >= CSS_ROUNDS:
+                    self.ssthresh = self.cwnd  # on to congestion avoidance
+                    self._css_baseline = None
+                    return
+        if sample.rtt_s > 0.0:
+            self._round_min_rtt = min(self._round_min_rtt, sample.rtt_s)
+            self._rtt_samples += 1
+        if self._rtt_samples < HYSTART_RTT_SAMPLES:
+            return
+        if self._css_baseline is None:
+            last = self._last_round_min_rtt
+            if last != float("inf"):
+                eta = min(max(last / HYSTART_MIN_RTT_DIVISOR, HYSTART_MIN_RTT_THRESH_S),
+                          HYSTART_MAX_RTT_THRESH_S)
+                if self._round_min_rtt >= last + eta:
+                    self._css_baseline = self._round_min_rtt
+                    self._css_rounds = 0
+        elif self._round_min_rtt < self._css_baseline:
+            self._css_baseline = None  # the rise was a blip: back to slow start
+
+    def _end_slow_start(self) -> None:
+        """A loss or timeout ends any conservative slow start."""
+        self._css_baseline = None

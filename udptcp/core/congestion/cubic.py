@@ -32,7 +32,7 @@ class Cubic(CongestionControl):
         if in_recovery:
             return
         if self.in_slow_start:
-            acked = self._slow_start(acked)
+            acked = self._slow_start(acked, sample)
             if not acked:
                 return
         mss = self.mss
@@ -58,6 +58,7 @@ class Cubic(CongestionControl):
 
     def on_congestion_event(self, now: float, pipe: int, rtt: RttEstimator) -> None:
         self.save_for_undo()
+        self._end_slow_start()
         cwnd = self.cwnd / self.mss
         if cwnd < self._w_max:  # fast convergence (RFC 9438 4.7)
             self._w_max = cwnd * (1.0 + BETA_CUBIC) / 2.0
@@ -69,6 +70,7 @@ class Cubic(CongestionControl):
 
     def on_rto(self, now: float, pipe: int) -> None:
         self.save_for_undo()
+        self._end_slow_start()
         self._w_max = self.cwnd / self.mss
         self.ssthresh = max(int(self.cwnd * BETA_CUBIC), self.min_cwnd)
         self.cwnd = self.mss

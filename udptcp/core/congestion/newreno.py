@@ -23,7 +23,7 @@ class NewReno(CongestionControl):
         if in_recovery:
             return
         if self.in_slow_start:
-            acked = self._slow_start(acked)
+            acked = self._slow_start(acked, sample)
             if not acked:
                 return
         self._acked_in_round += acked
@@ -33,12 +33,14 @@ class NewReno(CongestionControl):
 
     def on_congestion_event(self, now: float, pipe: int, rtt: RttEstimator) -> None:
         self.save_for_undo()
+        self._end_slow_start()
         self.ssthresh = max(pipe // 2, self.min_cwnd)
         self.cwnd = self.ssthresh
         self._acked_in_round = 0
 
     def on_rto(self, now: float, pipe: int) -> None:
         self.save_for_undo()
+        self._end_slow_start()
         self.ssthresh = max(pipe // 2, self.min_cwnd)
         self.cwnd = self.mss
         self._acked_in_round = 0
