@@ -258,8 +258,8 @@ METHOD = """\
   seed = 1 + repetition), sender process, all on 127.0.0.1. Goodput is measured at the receiver: its
   bytes / its first-to-last byte time. Mbit = 1e6 bits, MB = 1e6 bytes.
 - udptcp: `python -m udptcp bench --role server` and `--role client --json --time-limit T
-  -o congestion_control=C`, default MSS; the client stops writing at T, and what it still buffered
-  (at most 256 KiB) drains before the end, so a capped run lasts a little longer than T.
+  -o congestion_control=C`, default MSS; a run still going at T counts what the receiver has
+  acknowledged by then over T, and resets the connection.
 - aioquic and KCP: the senders of `peer_quic.py` / `peer_kcp.py` unchanged (aioquic: one stream,
   defaults, 2 MiB send-buffer cap; KCP: fast mode, 16 KiB messages, 4 MiB socket buffers), and
   `lossy_capped.py`'s receivers, which report what they got T seconds after their first byte.
