@@ -145,3 +145,24 @@ class CongestionControl(ABC):
     def _end_slow_start(self) -> None:
         """A loss or timeout ends any conservative slow start."""
         self._css_baseline = None
+
+
+class LossBasedControl(CongestionControl):
+    """What NewReno and CUBIC share: the window holds still in fast recovery, grows by slow
+    start (with HyStart++) below ssthresh, and by the algorithm's own rule above it."""
+
+    def on_ack(
+        self, now: float, acked: int, pipe: int, rtt: RttEstimator, sample: RateSample | None,
+        in_recovery: bool,
+    ) -> None:
+        if in_recovery:
+            return
+        if self.in_slow_start:
+            acked = self._slow_start(acked, sample)
+            if not acked:
+                return
+        self._avoid_congestion(now, acked, rtt)
+
+    @abstractmethod
+    def _avoid_congestion(self, now: float, acked: int, rtt: RttEstimator) -> None:
+        """Grow the window above ssthresh for ``acked`` octets newly delivered."""

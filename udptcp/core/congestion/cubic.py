@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from udptcp.core.congestion.base import CongestionControl
+from udptcp.core.congestion.base import LossBasedControl
 from udptcp.core.rtt import RttEstimator
-from udptcp.core.sender import RateSample
 
 CUBIC_C = 0.4
 """Segments per second cubed (RFC 9438 4.2)."""
@@ -12,7 +11,7 @@ BETA_CUBIC = 0.7
 ALPHA_CUBIC = 3.0 * (1.0 - BETA_CUBIC) / (1.0 + BETA_CUBIC)
 
 
-class Cubic(CongestionControl):
+class Cubic(LossBasedControl):
     """RFC 9438 with fast convergence and the Reno-friendly region; windows in segments."""
 
     name = "cubic"
@@ -25,16 +24,7 @@ class Cubic(CongestionControl):
         self._epoch_start: float | None = None
         self._growth = 0.0
 
-    def on_ack(
-        self, now: float, acked: int, pipe: int, rtt: RttEstimator, sample: RateSample | None,
-        in_recovery: bool,
-    ) -> None:
-        if in_recovery:
-            return
-        if self.in_slow_start:
-            acked = self._slow_start(acked, sample)
-            if not acked:
-                return
+    def _avoid_congestion(self, now: float, acked: int, rtt: RttEstimator) -> None:
         mss = self.mss
         cwnd = self.cwnd / mss
         if self._epoch_start is None:

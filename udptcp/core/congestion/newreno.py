@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from udptcp.core.congestion.base import CongestionControl
+from udptcp.core.congestion.base import LossBasedControl
 from udptcp.core.rtt import RttEstimator
-from udptcp.core.sender import RateSample
 
 
-class NewReno(CongestionControl):
+class NewReno(LossBasedControl):
     """The classic additive-increase, multiplicative-decrease controller."""
 
     name = "newreno"
@@ -16,16 +15,7 @@ class NewReno(CongestionControl):
         super().__init__(mss, initial_window_segments)
         self._acked_in_round = 0
 
-    def on_ack(
-        self, now: float, acked: int, pipe: int, rtt: RttEstimator, sample: RateSample | None,
-        in_recovery: bool,
-    ) -> None:
-        if in_recovery:
-            return
-        if self.in_slow_start:
-            acked = self._slow_start(acked, sample)
-            if not acked:
-                return
+    def _avoid_congestion(self, now: float, acked: int, rtt: RttEstimator) -> None:
         self._acked_in_round += acked
         if self._acked_in_round >= self.cwnd:
             self._acked_in_round -= self.cwnd
