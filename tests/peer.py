@@ -36,6 +36,10 @@ class Peer:
     def state(self) -> State:
         return self.conn.state
 
+    def is_in(self, state: State) -> bool:
+        """Whether the connection is in ``state`` now (a call, so no stale narrowing)."""
+        return self.conn.state is state
+
     def send(self, flags: Flags, seq: int, ack: int = 0, payload: bytes = b"",
              window: int = PEER_WINDOW, **options: object) -> None:
         """Deliver one segment (sequence numbers are taken modulo 2**32)."""

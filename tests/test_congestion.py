@@ -107,10 +107,11 @@ def test_bbr_leaves_startup_when_bandwidth_stops_growing_and_drains() -> None:
         bbr.on_ack(now, chunk, 200_000, rtt, _sample(delivered, chunk, 0.05, 0.05), False)
     assert bbr.filled_pipe and bbr.mode is Mode.DRAIN  # 200 kB in flight: four BDPs to drain
     assert bbr.btl_bw == pytest.approx(1e6)
-    assert bbr.pacing_rate(rtt) < bbr.btl_bw  # draining the queue STARTUP built
+    pacing = bbr.pacing_rate(rtt)
+    assert pacing is not None and pacing < bbr.btl_bw  # draining the queue STARTUP built
     delivered += 1000
     bbr.on_ack(now + 0.05, 1000, 10_000, rtt, _sample(delivered, 1000, 0.05, 0.05), False)
-    assert bbr.mode is Mode.PROBE_BW  # in flight fell below one BDP (50 kB)
+    assert bbr.mode.value == "probe_bw"  # in flight fell below one BDP (50 kB)
     assert bbr.cwnd <= bbr.bdp(2.0)
 
 

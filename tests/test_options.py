@@ -4,6 +4,7 @@ undo of spurious retransmissions, pacing, large windows, keepalive and the user 
 from __future__ import annotations
 
 import os
+from functools import partial
 
 import pytest
 from peer import ACK, BASIC, ISS, PEER_ISS, SYN, Peer, established, listen
@@ -147,6 +148,10 @@ def test_reordering_is_not_loss_and_spurious_reductions_are_undone(timestamps: b
 
 # -- pacing and large windows -------------------------------------------------------------------
 
+def received_all(sim: Sim, size: int) -> bool:
+    return len(sim.server.received) >= size
+
+
 def test_pacing_spreads_a_window_over_the_round_trip() -> None:
     """The second flight (after the first ACKs) leaves over much of the RTT when paced, in
     one burst when not: its ACKs came back together, as the first flight left together."""
@@ -156,7 +161,7 @@ def test_pacing_spreads_a_window_over_the_round_trip() -> None:
         sim = Sim(Config(pacing=pacing), up=path, down=path, seed=3)
         sim.client.to_send = os.urandom(1_000_000)
         sim.connect()
-        sim.run(lambda s=sim: len(s.server.received) >= 1_000_000, max_time=100)
+        sim.run(partial(received_all, sim, 1_000_000), max_time=100)
         times = [t for t, who, seg in sim.wire if who == "client" and seg.payload]
         second_flight = [t for t in times if 0.15 <= t < 0.25]  # one RTT after the first
         spans[pacing] = max(second_flight) - min(second_flight)

@@ -6,13 +6,14 @@ import asyncio
 import os
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import pytest
 
 import udptcp
 from udptcp.wire import Flags, Segment
 
-QUICK = {"msl_s": 0.05, "rto_min_s": 0.05}
+QUICK: dict[str, Any] = {"msl_s": 0.05, "rto_min_s": 0.05}
 """Short TIME_WAIT and timers, so that tests end quickly."""
 WAIT_S = 20.0
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import struct
 import zlib
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -119,7 +120,7 @@ def test_decode_datagram_does_not_copy_the_payload() -> None:
 
 @pytest.mark.parametrize("field", ["seq", "ack", "window"])
 def test_encode_rejects_out_of_range_fields(field: str) -> None:
-    values = {"flags": Flags.ACK, "seq": 0, "ack": 0, "window": 0, field: 2**32}
+    values: dict[str, Any] = {"flags": Flags.ACK, "seq": 0, "ack": 0, "window": 0, field: 2**32}
     with pytest.raises(ValueError, match=f"Segment.{field}"):
         Segment(**values).encode()
 
