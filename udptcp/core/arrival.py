@@ -196,7 +196,7 @@ class SegmentArrival(ABC):
             tx.wl1 = rcv_nxt
             tx.wl2 = ack
             self.probes_out = 0
-            self._on_new_ack(ack, [], False, ts, now)
+            self._on_new_ack(ack, [], None, ts, now)
         if self.config.keepalive_s is not None:
             self._heard_from_peer(now)
         else:
@@ -426,10 +426,10 @@ class SegmentArrival(ABC):
             self.persist_at = None
             self.persist_backoff = 0
         blocks: list[tuple[int, int]] = []
-        dsack = False
+        dsack: tuple[int, int] | None = None
         if opts is not None and opts.sack and self.sack_ok:
             blocks, dsack = self._sack_blocks(opts.sack, ack)
-        if ack > tx.una or blocks:
+        if ack > tx.una or blocks or dsack is not None:
             self._on_new_ack(ack, blocks, dsack, ts, now)
         elif duplicate:
             self.recovery.on_duplicate_ack(now)
@@ -437,17 +437,17 @@ class SegmentArrival(ABC):
 
     def _sack_blocks(
         self, raw: tuple[tuple[int, int], ...], ack: int
-    ) -> tuple[list[tuple[int, int]], bool]:
+    ) -> tuple[list[tuple[int, int]], tuple[int, int] | None]:
+        """The SACK blocks, and apart from them the DSACK block (RFC 2883 4) if the first is one."""
         una = self.tx.una
         blocks = [(unwrap(s, una), unwrap(e, una)) for s, e in raw]
-        first_start, first_end = blocks[0]
-        dsack = first_end <= ack or (
-            len(blocks) > 1 and blocks[1][0] <= first_start and first_end <= blocks[1][1]
-        )
-        return (blocks[1:] if dsack else blocks), dsack
+        first = blocks[0]
+        if first[1] <= ack or (len(blocks) > 1 and blocks[1][0] <= first[0] and first[1] <= blocks[1][1]):
+            return blocks[1:], first
+        return blocks, None
 
     def _on_new_ack(
-        self, ack: int, blocks: list[tuple[int, int]], dsack: bool,
+        self, ack: int, blocks: list[tuple[int, int]], dsack: tuple[int, int] | None,
         ts: tuple[int, int] | None, now: float,
     ) -> None:
         tx, rec = self.tx, self.recovery

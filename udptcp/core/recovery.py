@@ -46,6 +46,8 @@ class LossRecovery:
         "tlp_retransmitted",
         "tlp_ts",
         "tx",
+        "undo_marker",
+        "undo_retrans",
         "undo_seq",
         "undo_ts",
     )
@@ -67,6 +69,8 @@ class LossRecovery:
         self.recovery_point: int | None = None
         self.undo_ts: int | None = None
         self.undo_seq = 0
+        self.undo_marker: int | None = None
+        self.undo_retrans = 0
         self.tlp_end: int | None = None
         self.tlp_retransmitted = False
         self.tlp_ts: int | None = None
@@ -109,17 +113,19 @@ class LossRecovery:
     def on_retransmit(self, end: int, tsval: int | None) -> None:
         """A retransmission went out; the first of an episode is the one undo compares with."""
         self.stats.retransmitted_segments += 1
+        if self.undo_marker is not None:
+            self.undo_retrans += 1
         if self.undo_ts is None and tsval is not None and self.recovery_point is not None:
             self.undo_ts = tsval
             self.undo_seq = end
 
     def on_ack(
-        self, out: AckOutcome, now: float, tsecr: int | None, dsack: bool
+        self, out: AckOutcome, now: float, tsecr: int | None, dsack: tuple[int, int] | None
     ) -> None:
         """Apply what one ACK taught us: RACK state, losses, undo, timers."""
         tx = self.tx
-        if dsack:
-            self._on_dsack()
+        if dsack is not None:
+            self._on_dsack(*dsack)
         if out.reordering and not self.reordering_seen:
             self.reordering_seen = True
             self.stats.reordering_events += 1
@@ -173,6 +179,7 @@ class LossRecovery:
             self.cc.on_congestion_event(now, tx.nxt - tx.una, self.rtt)
             self.recovery_point = tx.nxt
             self.undo_ts = None
+            self._start_undo_count()
             self.pto_at = None
 
     def _exit_recovery(self, now: float) -> None:
@@ -185,9 +192,22 @@ class LossRecovery:
                 self.reo_wnd_mult = 1
         self.cc.on_recovery_exit(now)
 
-    def _on_dsack(self) -> None:
+    def _start_undo_count(self) -> None:
+        """A new loss episode: count its retransmissions, which DSACKs may prove spurious."""
+        self.undo_marker = self.tx.una
+        self.undo_retrans = 0
+
+    def _on_dsack(self, start: int, end: int) -> None:
         tx = self.tx
         self.stats.dsacks_received += 1
+        marker = self.undo_marker
+        if marker is not None and end > marker and self.undo_retrans > 0:
+            # RFC 2883 / Linux's undo_retrans: each duplicate the peer reports is one of our
+            # retransmissions it did not need; once all of them are reported, the episode
+            # was spurious (reordering or a late ACK, not loss) and its reduction is undone.
+            self.undo_retrans -= -(-(end - start) // tx.max_seg)
+            if self.undo_retrans <= 0:
+                self._undo()
         if self.dsack_round is not None and tx.una >= self.dsack_round:
             self.dsack_round = None
         if self.dsack_round is None:
@@ -201,6 +221,8 @@ class LossRecovery:
         self.stats.spurious_undos += 1
         self.cc.undo()
         self.tx.unmark_lost()
+        self.undo_marker = None
+        self.undo_ts = None
         self.recovery_point = None
         self.after_rto = False
         self.reordering_seen = True
@@ -274,6 +296,7 @@ class LossRecovery:
         self.recovery_point = tx.nxt
         self.after_rto = True
         self.undo_ts = None
+        self._start_undo_count()
         self.tlp_end = None
         self.pto_at = None
         self.reo_at = None
