@@ -114,3 +114,24 @@ def free_udp_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+PROGRAMS = Path(__file__).parent / "programs"
+
+
+@contextmanager
+def program(name: str, *args: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """Start ``tests/programs/NAME ARGS``; yield (process, its first line of output)."""
+    proc = subprocess.Popen([sys.executable, str(PROGRAMS / name), *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=ENV)
+    try:
+        assert proc.stdout is not None
+        yield proc, _first_line(proc.stdout, proc, name)
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)

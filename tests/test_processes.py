@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import signal
 import socket
 import subprocess
@@ -12,9 +13,11 @@ from pathlib import Path
 import pytest
 from procs import (
     ENV,
+    PROGRAMS,
     UDPTCP,
     free_udp_port,
     json_log,
+    program,
     random_file,
     relay,
     run,
@@ -235,3 +238,44 @@ def test_examples_echo_server_and_client() -> None:
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+@pytest.mark.parametrize("timestamps", ["true", "false"])
+def test_new_connection_on_the_same_addresses_never_accepts_a_segment_of_the_old_one(
+    timestamps: str,
+) -> None:
+    """TIME_WAIT's second duty. The server closes first and sits in TIME_WAIT (2*MSL = 3 s)
+    when the client opens a second connection from the same port, and a relay replays every
+    datagram of the first connection at both sides. With timestamps the SYN reopens the pair
+    at once (RFC 6191) and the replay lands in the middle of the new connection, where PAWS
+    drops it; without them the pair stays closed until TIME_WAIT ends, and the replay lands
+    while it holds. Either way the second connection's data must be exact."""
+    option = f"timestamps={timestamps}"
+    reopen_early = timestamps == "true"
+    with program("close_first_server.py", "300000", option) as (srv, line):
+        port = line.rsplit(":", 1)[1]
+        with program("replay_relay.py", port, "data" if reopen_early else "syn") as (relay_proc, relay_line):
+            front = relay_line.split()[1].rsplit(":", 1)[1]
+            client = subprocess.run(
+                [sys.executable, str(PROGRAMS / "connect_twice.py"), "127.0.0.1", front,
+                 str(free_udp_port()), "100000", option],
+                capture_output=True, text=True, timeout=60, env=ENV, check=False,
+            )
+            assert client.returncode == 0, client.stderr
+            assert relay_proc.stdout is not None
+            replayed = relay_proc.stdout.readline().split()
+        assert replayed[0] == "replayed" and int(replayed[1]) > 100
+        assert srv.stdout is not None
+        served = [srv.stdout.readline().split(" ", 3) for _ in range(2)]
+    sent = [row.split() for row in client.stdout.splitlines()]
+    for (_, _, request, reply, _), (_, _, digest, _) in zip(sent, served, strict=True):
+        assert request == digest  # the server got exactly what the client sent
+        expected = (digest.removeprefix("sha=").encode() * (300000 // 64 + 1))[:300000]
+        assert reply == "reply=" + hashlib.sha256(expected).hexdigest()
+    second_open_s = float(sent[1][4].removeprefix("open_s="))
+    if reopen_early:
+        assert second_open_s < 1.0
+        stats = json.loads(served[1][3].removeprefix("stats="))
+        assert stats["paws_rejected"] >= int(replayed[1]) // 4  # they reached it, and were dropped
+    else:
+        assert second_open_s > 1.5  # held off by the server's TIME_WAIT

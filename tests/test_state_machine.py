@@ -33,6 +33,7 @@ from udptcp.core import (
     ConnectionEstablished,
     ConnectionFailed,
     ConnectionTerminated,
+    DataReceived,
     EofReceived,
     LocalProtocolError,
     SendComplete,
@@ -98,6 +99,17 @@ def test_syn_sent_syn_ack_establishes_and_acknowledges() -> None:
     assert ack.flags == ACK and (ack.seq, ack.ack) == (ISS + 1, PEER_ISS + 1)
     assert p.state is S.ESTABLISHED
     assert len(p.taken(ConnectionEstablished)) == 1
+
+
+def test_syn_sent_syn_ack_with_data_and_fin_delivers_both() -> None:
+    """RFC 9293 3.10.7.3: text and FIN in a SYN-ACK are processed once established."""
+    p = syn_sent()
+    p.send(SYN | ACK | FIN, PEER_ISS, ISS + 1, b"early")
+    ack = p.recv_one()
+    assert ack.flags == ACK and ack.ack == PEER_ISS + 1 + 5 + 1
+    assert [e.data for e in p.taken(DataReceived) if isinstance(e, DataReceived)] == [b"early"]
+    assert len(p.taken(EofReceived)) == 1
+    assert p.path() == [S.CLOSED, S.SYN_SENT, S.ESTABLISHED, S.CLOSE_WAIT]
 
 
 def test_syn_sent_syn_is_simultaneous_open() -> None:
@@ -425,10 +437,15 @@ def test_time_wait_fin_is_acknowledged_again_and_restarts_timer() -> None:
     assert p.is_in(S.CLOSED)
 
 
-def test_time_wait_rst_closes() -> None:
+def test_time_wait_rst_is_ignored() -> None:
+    """RFC 1337: a RST does not end TIME_WAIT early; 2*MSL still protects the next connection."""
     p = time_wait()
     p.send(RST, PEER_ISS + 2)
-    assert p.state is S.CLOSED
+    p.recv_nothing()
+    assert p.state is S.TIME_WAIT
+    assert p.conn.stats.resets_ignored == 1
+    p.advance(60.1)
+    assert p.is_in(S.CLOSED)
 
 
 def test_sequence_accounting_syn_and_fin_take_one_pure_ack_none() -> None:

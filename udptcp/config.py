@@ -22,8 +22,10 @@ OPTION_ROOM_BYTES = 40
 MAX_MSS = MAX_DATAGRAM_BYTES - HEADER_LEN - OPTION_ROOM_BYTES
 DEFAULT_MSS = 1380
 """Fits a 1500-octet path over IPv6 (40 + 8 + 20 + 40 + 1380 = 1488) and so over IPv4 too."""
-LOOPBACK_MSS = 65000
-"""A segment size for loopback, whose MTU is 64 KiB."""
+MAX_WINDOW_BYTES = 1 << 30
+"""The largest receive window: as RFC 7323's, so that sequence comparisons modulo 2**32 hold."""
+MAX_SOCKET_BUFFER_BYTES = (1 << 31) - 1
+"""SO_RCVBUF/SO_SNDBUF take a C int."""
 MIN_MSS = 64
 
 CONGESTION_CONTROLS = ("newreno", "cubic", "bbr")
@@ -36,7 +38,8 @@ class Config:
     Protocol:
         mss: largest payload per segment we send and accept, in octets; announced in the SYN.
             The default fits a 1500-octet path; raise it (up to 65447) on loopback or jumbo paths.
-        recv_buffer_bytes: receive window: octets the peer may send beyond what we delivered.
+        recv_buffer_bytes: receive window: octets the peer may send beyond what we delivered
+            (at most 2**30, as TCP's scaled window).
         send_buffer_bytes: octets buffered for sending (unsent plus unacknowledged) before
             ``writer.drain()`` blocks.
         rto_initial_s, rto_min_s, rto_max_s: retransmission timeout before any RTT sample,
@@ -64,7 +67,8 @@ class Config:
         backlog: connections a server holds in the handshake or waiting to be accepted.
         socket_buffer_bytes: SO_RCVBUF/SO_SNDBUF asked of the kernel (it may grant less).
         shutdown_linger_s: how long closing an endpoint (or leaving ``asyncio.run``) waits for
-            its connections in TIME_WAIT to finish; None waits the whole 2 * msl_s.
+            its connections in TIME_WAIT to finish; None follows their own timers: 2 * msl_s,
+            longer when a retransmitted FIN restarts one, at most 4 * 2 * msl_s in all.
     """
 
     mss: int = DEFAULT_MSS
@@ -97,6 +101,7 @@ class Config:
         _at_least("mss", self.mss, MIN_MSS)
         _at_most("mss", self.mss, MAX_MSS)
         _at_least("recv_buffer_bytes", self.recv_buffer_bytes, self.mss)
+        _at_most("recv_buffer_bytes", self.recv_buffer_bytes, MAX_WINDOW_BYTES)
         _at_least("send_buffer_bytes", self.send_buffer_bytes, 1)
         _above("rto_min_s", self.rto_min_s, 0.0)
         _at_least("rto_initial_s", self.rto_initial_s, self.rto_min_s)
@@ -121,6 +126,7 @@ class Config:
             _above("user_timeout_s", self.user_timeout_s, 0.0)
         _at_least("backlog", self.backlog, 1)
         _at_least("socket_buffer_bytes", self.socket_buffer_bytes, 4096)
+        _at_most("socket_buffer_bytes", self.socket_buffer_bytes, MAX_SOCKET_BUFFER_BYTES)
         if self.shutdown_linger_s is not None:
             _at_least("shutdown_linger_s", self.shutdown_linger_s, 0.0)
 

@@ -24,9 +24,14 @@ from udptcp.core import Connection, State, reset_for_unknown
 from udptcp.core.isn import SECRET_BYTES, isn_for
 from udptcp.log import get_logger
 from udptcp.transport import Address, StreamTransport, clock
-from udptcp.wire import MalformedSegment, decode_datagram
+from udptcp.wire import MalformedSegment, decode_datagram, parse_options
 
 SYN, RST, ACK = 0x02, 0x04, 0x10
+MAX_LINGER_TIME_WAITS = 4
+"""Shutting down waits at most this many TIME_WAIT periods, however often FINs restart one."""
+_ISN_SECRET = os.urandom(SECRET_BYTES)
+"""One key per process (RFC 6528's secret), so that successive connections between the same two
+addresses get ISNs that move forward with the clock, whichever endpoint opens them."""
 
 
 class EndpointCounters:
@@ -54,7 +59,6 @@ class Endpoint(asyncio.DatagramProtocol):
         self.auto_close = True
         self._udp: asyncio.DatagramTransport | None = None
         self._connected = False
-        self._secret = os.urandom(SECRET_BYTES)
         self._by_peer: dict[Address, StreamTransport] = {}
         self._attached: set[StreamTransport] = set()
         self._waiting_writable: set[StreamTransport] = set()
@@ -146,7 +150,9 @@ class Endpoint(asyncio.DatagramProtocol):
         if self.listener is not None:
             self.listener.on_forget(transport)
         self._notify()
-        if self.auto_close and not self._by_peer and (self.listener is None or not self.listener.accepting):
+        listener = self.listener
+        if self.auto_close and not self._by_peer and (listener is None or not listener.accepting):
+            transport.send_due()  # its last segment (a RST after exhausted retries, say)
             self.close()
 
     # -- opening connections ---------------------------------------------------------------
@@ -156,7 +162,7 @@ class Endpoint(asyncio.DatagramProtocol):
     ) -> StreamTransport:
         """Actively open a connection to ``peer``; ``protocol`` gets it once established."""
         now = clock()
-        conn = Connection(self.config, isn=isn_for(self._secret, self.local_addr, peer, now))
+        conn = Connection(self.config, isn=isn_for(_ISN_SECRET, self.local_addr, peer, now))
         transport = StreamTransport(self, conn, peer, cid=secrets.token_hex(3), established=established)
         transport.set_protocol(protocol)
         self._by_peer[peer] = transport
@@ -168,7 +174,7 @@ class Endpoint(asyncio.DatagramProtocol):
         """A connection in LISTEN, fed the SYN that created it."""
         now = clock()
         conn = Connection(
-            self.config, isn=isn if isn is not None else isn_for(self._secret, self.local_addr, peer, now)
+            self.config, isn=isn if isn is not None else isn_for(_ISN_SECRET, self.local_addr, peer, now)
         )
         conn.listen()
         transport = StreamTransport(self, conn, peer, cid=secrets.token_hex(3))
@@ -197,12 +203,13 @@ class Endpoint(asyncio.DatagramProtocol):
         if listener is None or not listener.accepting:
             return False
         try:
-            flags, seq = decode_datagram(data)[:2]
+            flags, seq, _ack, _wnd, _payload, raw = decode_datagram(data)
+            timestamps = parse_options(raw).timestamps if raw is not None else None
         except MalformedSegment:
             return False
         if flags & (SYN | ACK | RST) != SYN:
             return False
-        isn = old.conn.successor_isn(seq)
+        isn = old.conn.successor_isn(seq, timestamps[0] if timestamps is not None else None)
         if isn is None:
             return False
         old.conn.end_time_wait()
@@ -244,10 +251,26 @@ class Endpoint(asyncio.DatagramProtocol):
         return True
 
     async def linger(self) -> None:
-        """Wait for connections the application left (TIME_WAIT and the like), then close."""
+        """Wait for connections the application left (TIME_WAIT and the like), then close.
+
+        With ``shutdown_linger_s`` unset, the wait follows the TIME_WAIT timers themselves, so
+        a retransmitted FIN that restarts one is still answered; it lasts 2*MSL when nothing
+        arrives, and never more than ``MAX_LINGER_TIME_WAITS`` times that.
+        """
         config = self.config
-        bound = config.shutdown_linger_s if config.shutdown_linger_s is not None else config.time_wait_s
-        await self.wait_until(lambda: not self._by_peer, bound)
+        if config.shutdown_linger_s is not None:
+            await self.wait_until(lambda: not self._by_peer, config.shutdown_linger_s)
+        else:
+            start = clock()
+            cap = start + MAX_LINGER_TIME_WAITS * config.time_wait_s
+            while self._by_peer:
+                ends = [
+                    t.conn.close_at for t in self._by_peer.values()
+                    if t.conn.state is State.TIME_WAIT and t.conn.close_at is not None
+                ]
+                until = min(cap, max([start + config.time_wait_s, *ends]))
+                if until <= clock() or await self.wait_until(lambda: not self._by_peer, until - clock()):
+                    break
         self.close()
         await self._closed
 

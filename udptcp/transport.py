@@ -116,12 +116,7 @@ class StreamTransport(asyncio.Transport):
             self._on_event(event)
         endpoint = self._endpoint
         if not endpoint.writing_paused:
-            datagrams = conn.datagrams_to_send(self._clock())
-            if datagrams:
-                if self._trace is not None:
-                    for datagram in datagrams:
-                        self._trace_segment("sent", datagram)
-                endpoint.send_all(datagrams, self.peer)
+            self.send_due()
         else:
             endpoint.wait_writable(self)
         if self._paused_protocol and conn.send_buffered <= self._low_water:
@@ -130,6 +125,15 @@ class StreamTransport(asyncio.Transport):
             if isinstance(protocol, asyncio.Protocol) and not self._lost:
                 protocol.resume_writing()
         self._arm_timer(conn.get_timer())
+
+    def send_due(self) -> None:
+        """Send every datagram the core has due now."""
+        datagrams = self.conn.datagrams_to_send(self._clock())
+        if datagrams:
+            if self._trace is not None:
+                for datagram in datagrams:
+                    self._trace_segment("sent", datagram)
+            self._endpoint.send_all(datagrams, self.peer)
 
     def pump_soon(self) -> None:
         """Coalesce this loop turn's writes into one pass over the core."""
@@ -148,7 +152,8 @@ class StreamTransport(asyncio.Transport):
         if self._timer is not None:
             self._timer.cancel()
         self._timer_at = deadline
-        self._timer = self._loop.call_later(max(0.0, deadline - clock()), self._on_timer)
+        loop = self._loop
+        self._timer = loop.call_at(loop.time() + max(0.0, deadline - clock()), self._on_timer)
 
     def _on_timer(self) -> None:
         due = self._timer_at

@@ -28,7 +28,9 @@ async def listen(args: argparse.Namespace) -> int:
         else:
             accepted.set_result((reader, writer))
 
-    server = await udptcp.start_server(on_connection, args.host, args.port, config=config, backlog=1)
+    # The usual backlog, so a stranger's half-open SYN cannot keep the real peer out; the
+    # first connection established wins and later ones are reset.
+    server = await udptcp.start_server(on_connection, args.host, args.port, config=config)
     say(f"listening on {address(server.sockets[0].getsockname())}", err=True)
     reader, writer = await accepted
     server.close()

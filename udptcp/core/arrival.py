@@ -11,7 +11,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections import deque
 
-from udptcp.config import Config
+from udptcp.config import MIN_MSS, Config
 from udptcp.core.congestion.base import CongestionControl
 from udptcp.core.events import (
     CloseReason,
@@ -142,7 +142,7 @@ class SegmentArrival(ABC):
         if state is S.LISTEN:
             self._on_listen(flags, seq, ack, wnd, opts, ts)
         elif state is S.SYN_SENT:
-            self._on_syn_sent(flags, seq, ack, wnd, opts, ts, now)
+            self._on_syn_sent(flags, seq, ack, wnd, payload, opts, ts, now)
         elif state is S.CLOSED:
             reply = reset_for_unknown(data)
             if reply is not None:
@@ -224,7 +224,7 @@ class SegmentArrival(ABC):
         config = self.config
         self.rx.start(seq)
         peer_mss = opts.mss if opts is not None and opts.mss else DEFAULT_PEER_MSS
-        self.tx.max_seg = min(config.mss, peer_mss)
+        self.tx.max_seg = min(config.mss, max(peer_mss, MIN_MSS))
         self.cc.mss = self.tx.max_seg
         self.pacer = Pacer(self.tx.max_seg)
         self.sack_ok = config.sack and opts is not None and opts.sack_permitted
@@ -237,8 +237,8 @@ class SegmentArrival(ABC):
         self.tx.wl1 = self.rx.irs
 
     def _on_syn_sent(
-        self, flags: int, seq: int, ack: int, wnd: int, opts: Options | None,
-        ts: tuple[int, int] | None, now: float,
+        self, flags: int, seq: int, ack: int, wnd: int, payload: memoryview,
+        opts: Options | None, ts: tuple[int, int] | None, now: float,
     ) -> None:
         tx = self.tx
         ack_ok = False
@@ -266,6 +266,12 @@ class SegmentArrival(ABC):
         self._handshake_rtt(now, ts)
         self._set_state(S.ESTABLISHED, Cause.RCV_SYN_ACK)
         self.rx.ack_now = True
+        # RFC 9293 3.10.7.3: text and FIN in the SYN-ACK are processed as in ESTABLISHED.
+        start = self.rx.rcv_nxt
+        if payload:
+            self._on_data(start, payload, now)
+        if flags & FIN:
+            self._on_fin(start + len(payload))
 
     def _handshake_rtt(self, now: float, ts: tuple[int, int] | None) -> None:
         self.syn_at = None
@@ -287,12 +293,14 @@ class SegmentArrival(ABC):
                 return
             flags &= ~SYN  # simultaneous open: the peer's SYN-ACK; its SYN is known, use the ACK
             seq += 1
-        if state is S.TIME_WAIT and flags & FIN and not flags & RST:
+        if not self._paws_ok(flags, ts, now):
+            return
+        if state is S.TIME_WAIT and flags & FIN and not flags & (RST | SYN) and (
+            seq + len(payload) + 1 == rx.rcv_nxt
+        ):
             rx.ack_now = True  # the peer missed our last ACK: acknowledge again, wait anew
             self.close_at = now + self.config.time_wait_s
             self.stats.duplicate_segments += 1
-            return
-        if not self._paws_ok(flags, ts, now):
             return
         if not self._acceptable(flags, seq, len(payload)):
             if not flags & RST:
@@ -369,7 +377,9 @@ class SegmentArrival(ABC):
             else:
                 self._fail(CloseReason.REFUSED, Cause.RCV_RST, send_reset=False)
         elif state is S.TIME_WAIT:
-            self._set_state(S.CLOSED, Cause.RCV_RST)
+            # RFC 1337 (Linux's tcp_rfc1337=1): a RST must not cut TIME_WAIT short, or an old
+            # segment could reach the next connection between these addresses after all.
+            self.stats.resets_ignored += 1
         else:
             self._fail(CloseReason.RESET, Cause.RCV_RST, send_reset=False)
 
@@ -497,8 +507,10 @@ class SegmentArrival(ABC):
             return  # the peer's FIN came before: RFC 9293 says ignore the text
         end = seq + len(payload)
         if self._app_closed and end > rx.rcv_nxt:
-            self.abort()  # nobody will read it; tell the peer rather than drop it silently
+            # Nobody will read it: tell the peer with a RST rather than drop it silently.
+            self.out.queue_control(RST | ACK, self.tx.nxt)
             self._events.append(ConnectionFailed(CloseReason.RESET_AFTER_CLOSE))
+            self._set_state(S.CLOSED, Cause.RCV_DATA_AFTER_CLOSE)
             return
         before = rx.rcv_nxt
         ready = rx.accept(seq, payload, now, self.config.delayed_ack_s)

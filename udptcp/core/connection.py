@@ -42,7 +42,7 @@ INCARNATION_GAP = (1 << 16) + 2
 """How far beyond the old incarnation's last sequence number a new one starts (as Linux)."""
 
 S = State
-USER_TIMEOUT_STATES = KEEPALIVE_STATES | OUR_FIN_SENT
+USER_TIMEOUT_STATES = (KEEPALIVE_STATES | OUR_FIN_SENT) - {S.TIME_WAIT}
 """States in which unacknowledged data or a silent peer can time out the connection."""
 
 
@@ -183,14 +183,22 @@ class Connection(SegmentArrival):
         if self._state is not S.CLOSED:
             self._set_state(S.CLOSED, Cause.ABORT)
 
-    def successor_isn(self, syn_seq: int) -> int | None:
+    def successor_isn(self, syn_seq: int, syn_tsval: int | None = None) -> int | None:
         """In TIME_WAIT, the ISN for a new incarnation that this SYN may open, else None.
 
-        RFC 1122 4.2.2.13 and RFC 6191: a SYN whose sequence number lies beyond everything the
-        old incarnation received may reopen the pair early, and the new one starts beyond
-        everything the old one sent, so no old segment can fall inside either new window.
+        RFC 1122 4.2.2.13 and RFC 6191: a SYN may reopen the pair early if its timestamp is
+        newer than any the old incarnation saw (both used timestamps) or, without them, if its
+        sequence number lies beyond everything the old incarnation received. The new
+        incarnation starts beyond everything the old one sent, and PAWS or the sequence
+        numbers keep any old segment out of the new windows.
         """
-        if self._state is not S.TIME_WAIT or unwrap(syn_seq, self.rx.rcv_nxt) <= self.rx.rcv_nxt:
+        if self._state is not S.TIME_WAIT:
+            return None
+        recent = self.rx.ts_recent
+        if self.ts_ok and recent is not None and syn_tsval is not None:
+            if not 0 < (syn_tsval - recent) & SEQ_MASK < 0x80000000:
+                return None
+        elif unwrap(syn_seq, self.rx.rcv_nxt) <= self.rx.rcv_nxt:
             return None
         return (self.tx.nxt + INCARNATION_GAP) & SEQ_MASK
 

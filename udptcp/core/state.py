@@ -68,7 +68,6 @@ TRANSITIONS: dict[tuple[State, Cause], frozenset[State]] = {
     (S.SYN_SENT, C.ABORT): frozenset({S.CLOSED}),
     (S.SYN_SENT, C.RCV_RST): frozenset({S.CLOSED}),  # refused
     (S.SYN_SENT, C.RETRIES_EXHAUSTED): frozenset({S.CLOSED}),  # timed out
-    (S.SYN_SENT, C.USER_TIMEOUT): frozenset({S.CLOSED}),
     (S.SYN_RCVD, C.RCV_ACK_OF_SYN): frozenset({S.ESTABLISHED}),
     (S.SYN_RCVD, C.CLOSE): frozenset({S.FIN_WAIT_1}),
     (S.SYN_RCVD, C.ABORT): frozenset({S.CLOSED}),
@@ -77,7 +76,6 @@ TRANSITIONS: dict[tuple[State, Cause], frozenset[State]] = {
     (S.SYN_RCVD, C.RCV_RST): frozenset({S.LISTEN, S.CLOSED}),
     (S.SYN_RCVD, C.RCV_SYN): frozenset({S.LISTEN}),
     (S.SYN_RCVD, C.RETRIES_EXHAUSTED): frozenset({S.LISTEN, S.CLOSED}),
-    (S.SYN_RCVD, C.USER_TIMEOUT): frozenset({S.LISTEN, S.CLOSED}),
     # Closing (Figure 5, lower half).
     (S.ESTABLISHED, C.CLOSE): frozenset({S.FIN_WAIT_1}),
     (S.ESTABLISHED, C.RCV_FIN): frozenset({S.CLOSE_WAIT}),
@@ -92,7 +90,6 @@ TRANSITIONS: dict[tuple[State, Cause], frozenset[State]] = {
     (S.LAST_ACK, C.RCV_ACK_OF_FIN): frozenset({S.CLOSED}),
     (S.TIME_WAIT, C.TIME_WAIT_TIMEOUT): frozenset({S.CLOSED}),
     (S.TIME_WAIT, C.RCV_SYN): frozenset({S.CLOSED}),  # a new incarnation takes over (RFC 6191)
-    (S.TIME_WAIT, C.RCV_RST): frozenset({S.CLOSED}),
     (S.TIME_WAIT, C.ABORT): frozenset({S.CLOSED}),
 }
 
@@ -100,8 +97,6 @@ TRANSITIONS: dict[tuple[State, Cause], frozenset[State]] = {
 for _state in (S.ESTABLISHED, S.FIN_WAIT_1, S.FIN_WAIT_2, S.CLOSE_WAIT, S.CLOSING, S.LAST_ACK):
     for _cause in _FAILURES:
         TRANSITIONS[(_state, _cause)] = frozenset({S.CLOSED})
-# A RST or abort from LAST_ACK/CLOSING/TIME_WAIT is already covered above or below.
-TRANSITIONS[(S.LAST_ACK, C.RCV_RST)] = frozenset({S.CLOSED})
 
 SYNCHRONIZED = frozenset(
     {S.ESTABLISHED, S.FIN_WAIT_1, S.FIN_WAIT_2, S.CLOSE_WAIT, S.CLOSING, S.LAST_ACK, S.TIME_WAIT}

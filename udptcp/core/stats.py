@@ -19,6 +19,7 @@ class ConnectionStats:
         "loss_episodes",
         "paws_rejected",
         "reordering_events",
+        "resets_ignored",
         "retransmitted_segments",
         "segments_received",
         "segments_sent",
@@ -41,6 +42,7 @@ class ConnectionStats:
         self.loss_episodes = 0
         self.paws_rejected = 0
         self.reordering_events = 0
+        self.resets_ignored = 0
         self.retransmitted_segments = 0
         self.segments_received = 0
         self.segments_sent = 0
