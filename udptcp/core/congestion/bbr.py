@@ -50,6 +50,12 @@ LOSS_THRESHOLD = 0.02
 QUEUE_RTT_FACTOR = 1.5
 """A round whose largest RTT exceeds the minimum by this factor found a queue."""
 INFLIGHT_BETA = 0.7
+EXTRA_ACKED_WINDOW_ROUNDS = 5
+"""Rounds over which the ACK-aggregation estimate keeps its maximum (as Linux's BBR)."""
+EXTRA_ACKED_MAX_S = 0.1
+"""The most ACK aggregation the window allows for: 100 ms at the estimated bandwidth."""
+ACK_EPOCH_RESET_BYTES = 1 << 20
+"""An aggregation epoch this long (in octets acknowledged) starts over, so it cannot drift."""
 
 
 class Mode(enum.Enum):
@@ -89,11 +95,17 @@ class Bbr(CongestionControl):
         self._conserve_until = 0
         self._initial_cwnd = self.cwnd
         self.inflight_hi: int | None = None
+        self._undo_inflight_hi: int | None = None
         self._hi_step = 1
         self._round_lost = 0
         self._round_delivered = 0
         self._round_max_rtt_s = 0.0
         self._round_max_pipe = 0
+        self._extra_acked = [0, 0]
+        self._extra_acked_index = 0
+        self._extra_acked_rounds = 0
+        self._ack_epoch_at = 0.0
+        self._ack_epoch_acked = 0
 
     # -- the model -------------------------------------------------------------------------
 
@@ -135,6 +147,7 @@ class Bbr(CongestionControl):
         self._round_max_rtt_s = max(self._round_max_rtt_s, sample.rtt_s)
         self._update_round(sample)
         self._update_bw(sample)
+        self._update_ack_aggregation(now, acked)
         self._update_cycle(now, pipe)
         self._check_full_bw(sample)
         self._check_drain(now, pipe)
@@ -180,6 +193,36 @@ class Bbr(CongestionControl):
             samples.append((self._round, rate))
         while samples and samples[0][0] <= self._round - BW_WINDOW_ROUNDS:
             samples.popleft()
+
+    def _update_ack_aggregation(self, now: float, acked: int) -> None:
+        """Estimate how many octets arrive in ACK bursts beyond what the bandwidth explains.
+
+        Delayed ACKs, jitter and reordering make ACKs come in clumps; a window of only
+        2 * bandwidth * min RTT then runs dry between clumps and the bandwidth estimate sinks
+        with it. Linux's BBR keeps the largest excess of the last few rounds and adds it to
+        the window; so does this.
+        """
+        if self._round_start:
+            self._extra_acked_rounds += 1
+            if self._extra_acked_rounds >= EXTRA_ACKED_WINDOW_ROUNDS:
+                self._extra_acked_rounds = 0
+                self._extra_acked_index ^= 1
+                self._extra_acked[self._extra_acked_index] = 0
+        expected = self.btl_bw * (now - self._ack_epoch_at)
+        if self._ack_epoch_acked <= expected or self._ack_epoch_acked + acked >= ACK_EPOCH_RESET_BYTES:
+            self._ack_epoch_acked = 0
+            self._ack_epoch_at = now
+            expected = 0.0
+        self._ack_epoch_acked += acked
+        extra = min(int(self._ack_epoch_acked - expected), self.cwnd)
+        if extra > self._extra_acked[self._extra_acked_index]:
+            self._extra_acked[self._extra_acked_index] = extra
+
+    def _aggregation_cwnd(self) -> int:
+        """Window for ACK aggregation, once the pipe is known to be full."""
+        if not self.filled_pipe:
+            return 0
+        return min(max(self._extra_acked), int(self.btl_bw * EXTRA_ACKED_MAX_S))
 
     def _update_cycle(self, now: float, pipe: int) -> None:
         if self.mode is not Mode.PROBE_BW or self.min_rtt_s is None:
@@ -257,7 +300,7 @@ class Bbr(CongestionControl):
                         self.pacing_gain = self.cwnd_gain = HIGH_GAIN
 
     def _set_cwnd(self, acked: int, pipe: int, sample: RateSample) -> None:
-        target = self.bdp(self.cwnd_gain)
+        target = self.bdp(self.cwnd_gain) + self._aggregation_cwnd()
         cwnd = self.cwnd
         if self._conserving:
             cwnd = max(cwnd, pipe + acked)
@@ -274,6 +317,17 @@ class Bbr(CongestionControl):
 
     def on_loss(self, now: float, lost: int) -> None:
         self._round_lost += lost
+
+    def save_for_undo(self) -> None:
+        super().save_for_undo()
+        self._undo_inflight_hi = self.inflight_hi
+
+    def undo(self) -> None:
+        """The losses were spurious (reordering): lift the bound they set, forget them."""
+        super().undo()
+        self.inflight_hi = self._undo_inflight_hi
+        self._round_lost = 0
+        self._conserving = False
 
     def on_congestion_event(self, now: float, pipe: int, rtt: RttEstimator) -> None:
         """Loss starts a recovery episode: conserve packets for a round, keep the model."""
