@@ -10,9 +10,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from peer import ACK, BASIC, ISS, PEER_ISS, SYN, Peer, syn_sent
+from sim import Sim
 
 from udptcp.config import Config
 from udptcp.core.rtt import CLOCK_GRANULARITY_S, RTO_AFTER_LOST_SYN_S, RttEstimator
+from udptcp.netem import Impairment
+from udptcp.wire import Segment
 
 G = CLOCK_GRANULARITY_S
 
@@ -241,29 +244,50 @@ def opened_with_timestamps(rtt_s: float) -> Peer:
     return p
 
 
-@pytest.mark.parametrize("echo", ["retransmission", "original"])
-def test_timestamps_measure_rtt_from_tsecr_even_after_a_retransmission(echo: str) -> None:
-    """RFC 7323 4.1: TSecr says which transmission is acknowledged, so Karn's rule is moot."""
-    p = opened_with_timestamps(0.1)
+def _retransmitted_once(p: Peer) -> tuple[Segment, float, Segment, float]:
     p.conn.send(b"x" * 100)
     first = p.recv_one()
     sent_first = p.now
     p.fire_timer()
     again = p.recv_one()
-    sent_again = p.now
     assert first.timestamps is not None and again.timestamps is not None
     assert again.timestamps[0] != first.timestamps[0]
+    return first, sent_first, again, p.now
+
+
+def test_timestamps_measure_rtt_from_tsecr_even_after_a_retransmission() -> None:
+    """RFC 7323 4.1: TSecr says which transmission is acknowledged, so Karn's rule is moot."""
+    p = opened_with_timestamps(0.1)
+    _, _, again, sent_again = _retransmitted_once(p)
+    assert again.timestamps is not None
     p.now += 0.05
-    tsecr, sent = (
-        (again.timestamps[0], sent_again) if echo == "retransmission"
-        else (first.timestamps[0], sent_first)
-    )
-    p.send(ACK, PEER_ISS + 1, ISS + 101, timestamps=(PEER_TSVAL + 1, tsecr))
-    sample = p.now - sent
+    p.send(ACK, PEER_ISS + 1, ISS + 101, timestamps=(PEER_TSVAL + 1, again.timestamps[0]))
     rtt = p.conn.rtt
-    assert rtt.latest_s == pytest.approx(sample, abs=2e-6)  # microsecond clock
-    assert rtt.srtt_s == pytest.approx(0.875 * 0.1 + 0.125 * sample, abs=1e-6)
+    assert rtt.latest_s == pytest.approx(p.now - sent_again, abs=2e-6)  # microsecond clock
+    assert rtt.srtt_s == pytest.approx(0.875 * 0.1 + 0.125 * 0.05, abs=1e-6)
     assert rtt.backoff == 0
+
+
+def test_timestamp_echo_of_the_original_after_a_retransmission_measures_nothing() -> None:
+    """An ACK for retransmitted data that echoes the original's TSval says the original
+    arrived, but not when: its own ACK may have been lost and this one answer the copy (a
+    duplicate does not update TS.Recent, RFC 7323 5.3). Such a "sample" can be seconds too
+    long on a lossy path, so none is taken, and the backed-off RTO stays until a real one."""
+    p = opened_with_timestamps(0.1)
+    first, _, _, _ = _retransmitted_once(p)
+    assert first.timestamps is not None
+    backed_off = p.conn.rtt.rto_s
+    p.now += 0.05
+    p.send(ACK, PEER_ISS + 1, ISS + 101, timestamps=(PEER_TSVAL + 1, first.timestamps[0]))
+    rtt = p.conn.rtt
+    assert rtt.latest_s == pytest.approx(0.1)  # still the handshake's
+    assert rtt.rto_s == backed_off and rtt.backoff == 1
+    p.conn.send(b"y" * 100)
+    fresh = p.recv_one()
+    assert fresh.timestamps is not None
+    p.now += 0.02
+    p.send(ACK, PEER_ISS + 1, ISS + 201, timestamps=(PEER_TSVAL + 2, fresh.timestamps[0]))
+    assert rtt.latest_s == pytest.approx(0.02, abs=2e-6) and rtt.backoff == 0
 
 
 def test_timestamps_sample_ignores_when_the_ack_arrives_relative_to_send() -> None:
@@ -278,3 +302,22 @@ def test_timestamps_sample_ignores_when_the_ack_arrives_relative_to_send() -> No
     assert a.timestamps is not None
     p.send(ACK, PEER_ISS + 1, ISS + 201, timestamps=(PEER_TSVAL + 1, a.timestamps[0]))
     assert p.conn.rtt.latest_s == pytest.approx(0.25, abs=2e-6)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_heavy_loss_does_not_inflate_the_rtt_estimate(seed: int) -> None:
+    """At 20 % loss each way on a 1 ms path, ACKs and their SACK blocks are lost often, so
+    segments are reported delivered long after they arrived, and the peer echoes stale
+    timestamps while holes are open. Samples taken from those would make SRTT and the RTO
+    seconds long, and every timeout a long stall; the estimate must stay near the path's RTT."""
+    path = Impairment(delay_s=0.0005, loss=0.2)
+    sim = Sim(Config(), up=path, down=path, seed=seed)
+    payload = bytes(300_000)
+    sim.client.to_send = payload
+    sim.connect()
+    worst_s = 0.0
+    while len(sim.server.received) < len(payload) and sim.now < 120.0:
+        sim.run_for(0.05)
+        worst_s = max(worst_s, sim.client.conn.rtt.srtt_s or 0.0)
+    assert sim.server.received == payload
+    assert worst_s < 0.05

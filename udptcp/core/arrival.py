@@ -26,7 +26,7 @@ from udptcp.core.pacing import Pacer
 from udptcp.core.receiver import Receiver
 from udptcp.core.recovery import LossRecovery
 from udptcp.core.rtt import RttEstimator
-from udptcp.core.sender import RateSample, Sender
+from udptcp.core.sender import AckOutcome, RateSample, Sender
 from udptcp.core.seqnum import SEQ_MASK, unwrap
 from udptcp.core.state import KEEPALIVE_STATES, MAY_RECEIVE, Cause, State
 from udptcp.core.stats import ConnectionStats
@@ -44,6 +44,8 @@ DEFAULT_PEER_MSS = 536
 """RFC 9293 3.7.1: the send MSS when the peer's SYN carries no MSS option."""
 CHALLENGE_ACKS_PER_S = 10
 """RFC 5961 7: challenge ACKs are rate limited, per connection here."""
+TS_TICK_S = 1e-6
+"""Our timestamp clock's resolution."""
 PAWS_IDLE_S = 1000.0
 """After this long without a segment, TS.Recent is too old to reject anything with (RFC 7323 5.5)."""
 
@@ -466,13 +468,7 @@ class SegmentArrival(ABC):
         tsecr = ts[1] if ts is not None and self.ts_ok else None
         if delivered:
             latest = out.latest
-            sample_s: float | None = None
-            if tsecr is not None and tsecr:
-                elapsed = (self.out.ts_clock(now) - tsecr) & SEQ_MASK
-                if elapsed < 0x80000000:
-                    sample_s = elapsed / 1e6
-            elif latest is not None and not latest.retransmitted:
-                sample_s = now - latest.sent_at
+            sample_s = self._rtt_sample(out, tsecr, now)
             if sample_s is not None:
                 self.rtt.on_sample(sample_s, max(1, (tx.nxt - tx.una) // tx.max_seg))
             sample = None
@@ -486,6 +482,29 @@ class SegmentArrival(ABC):
             self.unacked_since = now if tx.in_flight else None
         if tx.fin_seq is not None and ack > tx.fin_seq:
             self._on_fin_acked()
+
+    def _rtt_sample(self, out: AckOutcome, tsecr: int | None, now: float) -> float | None:
+        """The round-trip time this ACK measures, or None if it measures none reliably.
+
+        Both clocks overstate at times: a segment's send time when the ACKs for it were lost
+        (its ACK comes late), the echoed timestamp while a hole is open (the peer echoes the
+        segment before the hole, RFC 7323 4.3). Each is an upper bound of a real round trip,
+        so the smaller is taken. When only retransmitted segments are acknowledged (Karn),
+        the echo measures only if it echoes the retransmission itself: an older echo means
+        the original arrived and its ACK was lost, which times nothing.
+        """
+        ts_s: float | None = None
+        if tsecr:
+            elapsed = (self.out.ts_clock(now) - tsecr) & SEQ_MASK
+            if elapsed < 0x80000000:
+                ts_s = elapsed / 1e6
+        if out.rtt_sent_at is not None:
+            sent_s = now - out.rtt_sent_at
+            return sent_s if ts_s is None or ts_s > sent_s else ts_s
+        latest = out.latest
+        if ts_s is not None and out.acked and latest is not None and now - ts_s >= latest.sent_at - TS_TICK_S:
+            return ts_s
+        return None
 
     def _on_fin_acked(self) -> None:
         state = self._state

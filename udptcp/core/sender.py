@@ -66,13 +66,17 @@ class RateSample:
 class AckOutcome:
     """What one ACK did to the scoreboard (kept by the sender and reused across ACKs)."""
 
-    __slots__ = ("acked", "latest", "reordering", "sacked")
+    __slots__ = ("acked", "latest", "reordering", "rtt_sent_at", "sacked")
 
     def __init__(self) -> None:
         self.acked = 0
         self.sacked = 0
         self.latest: SentSegment | None = None
         self.reordering = False
+        self.rtt_sent_at: float | None = None
+        """When the earliest segment this ACK newly delivered was sent, if the ACK gives an
+        unambiguous RTT sample: Karn's rule (no retransmitted segment among those it
+        acknowledged), and no segment already given up as lost (when it arrived is unknown)."""
 
 
 class Sender:
@@ -224,11 +228,16 @@ class Sender:
         out.acked = out.sacked = 0
         out.latest = None
         out.reordering = False
+        out.rtt_sent_at = None
         if ack > self.una:
             self._cumulative(ack, out)
-        for start, end in blocks:
-            if self.una <= start < end <= self.nxt:
-                self._sack(start, end, out)
+        if blocks:
+            cumulative_at = out.rtt_sent_at
+            for start, end in blocks:
+                if self.una <= start < end <= self.nxt:
+                    self._sack(start, end, out)
+            if cumulative_at is not None:  # as Linux: the cumulative sample takes precedence
+                out.rtt_sent_at = cumulative_at
         delivered = out.acked + out.sacked
         if delivered:
             self.delivered += delivered
@@ -241,6 +250,8 @@ class Sender:
         recs, head, fack = self.recs, self.head, self.fack
         acked = 0
         latest = out.latest
+        first_sent_at: float | None = None
+        retransmitted = False
         while head < len(recs):
             rec = recs[head]
             if rec.end <= ack:
@@ -252,8 +263,13 @@ class Sender:
                 acked += size
                 if not rec.lost:
                     self.pipe -= size
-                if not rec.retransmitted and rec.end < fack:
-                    out.reordering = True
+                if rec.retransmitted:
+                    retransmitted = True
+                else:
+                    if rec.end < fack:
+                        out.reordering = True
+                    if first_sent_at is None and not rec.lost:
+                        first_sent_at = rec.sent_at
                 if latest is None or rec.sent_at >= latest.sent_at:
                     latest = rec
             else:
@@ -266,6 +282,7 @@ class Sender:
                 break
         out.acked = acked
         out.latest = latest
+        out.rtt_sent_at = None if retransmitted else first_sent_at
         if head > COMPACT_AFTER and head * 2 > len(recs):
             del recs[:head]
             head = 0
@@ -298,8 +315,11 @@ class Sender:
                 sacked += size
                 if not rec.lost:
                     self.pipe -= size
-                if not rec.retransmitted and rec.end < self.fack:
-                    out.reordering = True
+                if not rec.retransmitted:
+                    if rec.end < self.fack:
+                        out.reordering = True
+                    if not rec.lost and (out.rtt_sent_at is None or rec.sent_at < out.rtt_sent_at):
+                        out.rtt_sent_at = rec.sent_at
                 if latest is None or rec.sent_at >= latest.sent_at:
                     latest = rec
         self.sacked.add(start, end)

@@ -215,8 +215,8 @@ class Bbr(CongestionControl):
             expected = 0.0
         self._ack_epoch_acked += acked
         extra = min(int(self._ack_epoch_acked - expected), self.cwnd)
-        if extra > self._extra_acked[self._extra_acked_index]:
-            self._extra_acked[self._extra_acked_index] = extra
+        index = self._extra_acked_index
+        self._extra_acked[index] = max(self._extra_acked[index], extra)
 
     def _aggregation_cwnd(self) -> int:
         """Window for ACK aggregation, once the pipe is known to be full."""
