@@ -103,6 +103,8 @@ class Sim:
             self.server.conn.listen()
         self.up, self.down = make_paths(up or Impairment(), down or Impairment(), seed)
         self.wire: list[tuple[float, str, Segment]] = []
+        self.largest_datagram_bytes: dict[str, int] = {"client": 0, "server": 0}
+        """The largest datagram each side sent, measured as sent (``wire`` holds decodes)."""
         self._queue: list[_Delivery] = []
         self._order = 0
         self.drop_next: dict[str, int] = {"client": 0, "server": 0}
@@ -136,6 +138,7 @@ class Sim:
     def _emit(self, app: App, data: bytes) -> None:
         seg = Segment.decode(data)
         self.wire.append((self.now, app.name, seg))
+        self.largest_datagram_bytes[app.name] = max(self.largest_datagram_bytes[app.name], len(data))
         if self.drop_next[app.name]:
             self.drop_next[app.name] -= 1
             return
