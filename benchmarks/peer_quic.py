@@ -10,7 +10,7 @@ default socket buffers), because the point is how the library performs as people
 aioquic's stream writer has no back-pressure: ``write()`` appends to the stream's send buffer
 without bound. So that the sender does not queue the whole transfer in memory before the
 first datagram leaves (which would measure something else), the client keeps at most
-``SEND_BUFFER_CAP`` unacknowledged bytes in that buffer, polling every ``POLL_S``. Reading the
+``SEND_BUFFER_CAP_BYTES`` unacknowledged bytes in that buffer, polling every ``POLL_S``. Reading the
 buffer's size needs aioquic internals; if they move, the cap is skipped and the result says so.
 
 Both sides count how often aioquic's connection timer fires. On the stock loop the client sees
@@ -39,7 +39,7 @@ from harness import HOST, JsonDict, PeerOptions, announce_port, cpu_seconds, loo
 ALPN = "udptcp-bench"
 WRITE_BYTES = 64 * 1024
 READ_BYTES = 1 << 20
-SEND_BUFFER_CAP = 2 << 20
+SEND_BUFFER_CAP_BYTES = 2 << 20
 POLL_S = 0.001
 LINGER_S = 2.0
 """How long the server waits, after replying, for the client to close the connection (so the
@@ -159,7 +159,7 @@ async def client(opts: PeerOptions) -> JsonDict:
                 unacked = _unacked_bytes(protocol, stream_id)
                 if unacked is None:
                     capped = False
-                elif unacked <= SEND_BUFFER_CAP:
+                elif unacked <= SEND_BUFFER_CAP_BYTES:
                     break
                 else:
                     await asyncio.sleep(POLL_S)

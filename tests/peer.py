@@ -16,7 +16,7 @@ ISS = 1000
 """The ISN of the connection under test."""
 PEER_ISS = 5000
 """The ISN of the scripted peer."""
-PEER_WINDOW = 65535
+PEER_WINDOW_BYTES = 65535
 
 SYN, ACK, FIN, RST = Flags.SYN, Flags.ACK, Flags.FIN, Flags.RST
 
@@ -41,7 +41,7 @@ class Peer:
         return self.conn.state is state
 
     def send(self, flags: Flags, seq: int, ack: int = 0, payload: bytes = b"",
-             window: int = PEER_WINDOW, **options: object) -> None:
+             window: int = PEER_WINDOW_BYTES, **options: object) -> None:
         """Deliver one segment (sequence numbers are taken modulo 2**32)."""
         seg = Segment(flags=flags, seq=seq % 2**32, ack=ack % 2**32, window=window,
                       payload=payload, **options)  # type: ignore[arg-type]

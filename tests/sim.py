@@ -103,6 +103,11 @@ class Sim:
             self.server.conn.listen()
         self.up, self.down = make_paths(up or Impairment(), down or Impairment(), seed)
         self.wire: list[tuple[float, str, Segment]] = []
+        self.largest_datagram_bytes: dict[str, int] = {"client": 0, "server": 0}
+        """The largest datagram each side sent, measured as sent (``wire`` holds decodes)."""
+        self.lost_payload_bytes: dict[str, int] = {"client": 0, "server": 0}
+        """Payload octets of each side's datagrams of which the network delivered no intact
+        copy (dropped, or corrupted so that the checksum drops it)."""
         self._queue: list[_Delivery] = []
         self._order = 0
         self.drop_next: dict[str, int] = {"client": 0, "server": 0}
@@ -136,6 +141,7 @@ class Sim:
     def _emit(self, app: App, data: bytes) -> None:
         seg = Segment.decode(data)
         self.wire.append((self.now, app.name, seg))
+        self.largest_datagram_bytes[app.name] = max(self.largest_datagram_bytes[app.name], len(data))
         if self.drop_next[app.name]:
             self.drop_next[app.name] -= 1
             return
@@ -143,7 +149,10 @@ class Sim:
             return
         path = self.up if app is self.client else self.down
         dest = "server" if app is self.client else "client"
-        for at, copy in path.process(data, self.now):
+        deliveries = path.process(data, self.now)
+        if all(copy != data for _, copy in deliveries):
+            self.lost_payload_bytes[app.name] += len(seg.payload)
+        for at, copy in deliveries:
             self._order += 1
             heapq.heappush(self._queue, _Delivery(at, self._order, dest, copy))
 

@@ -22,11 +22,11 @@ from udptcp.wire import Flags, Segment
 
 S = State
 SEQ = 2**32
-BUFFER = 32 * 1024
-MSS = 1000
-RTT = 0.02
-FLOW = Config(recv_buffer_bytes=BUFFER, mss=MSS, rto_min_s=0.2, msl_s=1.0)
-WIRE = Impairment(delay_s=RTT / 2)
+BUFFER_BYTES = 32 * 1024
+MSS_BYTES = 1000
+RTT_S = 0.02
+FLOW = Config(recv_buffer_bytes=BUFFER_BYTES, mss=MSS_BYTES, rto_min_s=0.2, msl_s=1.0)
+WIRE = Impairment(delay_s=RTT_S / 2)
 
 
 def data(seed: int, size: int) -> bytes:
@@ -104,8 +104,8 @@ def test_paused_reader_closes_the_window_and_stops_the_sender() -> None:
     sim, _ = paused_transfer()
     client, server = sim.client.conn, sim.server.conn
     assert sim.server.received == b""
-    assert server.rx.held_bytes == BUFFER  # everything the window allowed, nothing more
-    assert client.stats.bytes_sent == BUFFER  # the sender stopped at the window's edge
+    assert server.rx.held_bytes == BUFFER_BYTES  # everything the window allowed, nothing more
+    assert client.stats.bytes_sent == BUFFER_BYTES  # the sender stopped at the window's edge
     assert client.tx.una == client.tx.nxt  # all of it acknowledged: only new data is blocked
     last = sim.segments("server")[-1]
     assert last.window == 0
@@ -135,10 +135,10 @@ def test_resume_delivers_held_data_in_order_and_updates_the_window() -> None:
     sim, payload = paused_transfer(pause_s=5.0)
     before = len(sim.segments("server"))
     resume(sim, sim.server)
-    assert sim.server.received == payload[:BUFFER]
+    assert sim.server.received == payload[:BUFFER_BYTES]
     update = sim.segments("server")[before:]
     assert len(update) == 1 and update[0].flags == Flags.ACK
-    assert update[0].window == BUFFER
+    assert update[0].window == BUFFER_BYTES
     sim.run(lambda: sim.client.terminated and sim.server.terminated, max_time=300.0)
     assert sim.server.received == payload
     assert sim.server.eof and sim.client.send_complete
@@ -160,7 +160,7 @@ def test_lost_window_update_is_recovered_by_the_next_probe() -> None:
 
 def test_right_edge_never_moves_left_across_pauses_and_loss() -> None:
     """RFC 9293 3.8.6: ack + window never decreases, in any ACK the receiver sends."""
-    lossy = Impairment(loss=0.05, reorder=0.1, delay_s=RTT / 2, jitter_s=0.005)
+    lossy = Impairment(loss=0.05, reorder=0.1, delay_s=RTT_S / 2, jitter_s=0.005)
     sim = established_pair(Sim(FLOW, up=lossy, down=lossy, seed=11))
     payload = data(11, 400_000)
     sim.client.to_send, sim.client.close_when_sent = payload, True
@@ -189,7 +189,7 @@ def test_receiver_moves_its_right_edge_only_in_useful_steps() -> None:
     assert sim.server.received == payload
     edges = [edge for _, edge in right_edges(sim, "server")]
     steps = [b - a for a, b in pairwise(edges) if b != a]
-    assert steps and min(steps) >= min(BUFFER // 2, MSS)
+    assert steps and min(steps) >= min(BUFFER_BYTES // 2, MSS_BYTES)
 
 
 # -- scripted: silly window avoidance ------------------------------------------------------------

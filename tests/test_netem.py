@@ -230,6 +230,24 @@ def test_drop_flags_drops_exactly_the_first_n() -> None:
     assert path.counters.dropped_flag == 2
 
 
+def test_drop_every_drops_exactly_each_nth_datagram() -> None:
+    path = _path(parse_spec("drop-every=3"))
+    passed = [bool(path.process(_segment(Flags.ACK, seq=1000 + i), i * 1e-3)) for i in range(12)]
+    assert [i + 1 for i, ok in enumerate(passed) if not ok] == [3, 6, 9, 12]
+    assert path.counters.dropped_every == 4 == path.counters.dropped
+    assert path.counters.delivered == 8
+
+
+def test_drop_every_counts_with_the_other_drops_and_zero_never_drops() -> None:
+    """Every datagram offered counts, even one another rule dropped, as a fixed pattern should."""
+    path = _path(Impairment(drop_every=2, drop_flags={"SYN": 1}))
+    sent = [_segment(Flags.SYN), _segment(Flags.ACK), _segment(Flags.ACK), _segment(Flags.ACK)]
+    assert [bool(path.process(data, 0.0)) for data in sent] == [False, False, True, False]
+    assert (path.counters.dropped_flag, path.counters.dropped_every) == (1, 2)
+    never = _path(Impairment(drop_every=0))
+    assert all(never.process(b"x", i * 1e-3) for i in range(100))
+
+
 def test_drop_fin_ack_drops_the_ack_of_the_other_directions_fin() -> None:
     up, down = make_paths(Impairment(drop_fin_ack=1), Impairment(), seed=0)
     fin_end = 5000 + 3 + 1  # the server's FIN carries three octets, then takes one number itself

@@ -47,8 +47,25 @@ def test_without_mss_option_the_peer_gets_536_octet_segments() -> None:
 
 
 def test_default_mss_fits_a_1500_octet_path_over_ipv6() -> None:
-    ipv6_udp_headers, our_header, option_room = 48, 20, 40
-    assert DEFAULT_MSS + our_header + option_room + ipv6_udp_headers <= 1500
+    """The largest datagram a connection with default options sends, plus IPv6 and UDP headers,
+    fits a 1500-octet path. Data flows both ways over lossy paths, so that full data segments
+    also carry SACK blocks next to their timestamps: the most option octets there are."""
+    ipv6_and_udp_headers_bytes = 40 + 8
+    size_bytes = 300_000
+    lossy = Impairment(loss=0.2, delay_s=0.01)  # enough holes for three SACK blocks
+    sim = Sim(Config(), up=lossy, down=lossy, seed=3)
+    sim.client.to_send = os.urandom(size_bytes)
+    sim.server.to_send = os.urandom(size_bytes)
+    sim.connect()
+    sim.run(lambda: len(sim.client.received) == len(sim.server.received) == size_bytes, max_time=600)
+    fullest = [
+        seg for side in ("client", "server") for seg in sim.segments(side)
+        if len(seg.payload) == DEFAULT_MSS and seg.timestamps is not None and len(seg.sack) == 3
+    ]
+    assert fullest, "no full-sized data segment carried timestamps and three SACK blocks"
+    largest_bytes = max(sim.largest_datagram_bytes.values())
+    assert largest_bytes == len(fullest[0].encode())
+    assert ipv6_and_udp_headers_bytes + largest_bytes <= 1500
 
 
 def test_options_are_used_when_both_sides_offer_them() -> None:

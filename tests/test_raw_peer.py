@@ -20,7 +20,7 @@ pytestmark = pytest.mark.process
 
 SYN, ACK, FIN, RST = Flags.SYN, Flags.ACK, Flags.FIN, Flags.RST
 PEER_ISS = 700
-WINDOW = 65535
+WINDOW_BYTES = 65535
 
 
 class RawPeer:
@@ -34,7 +34,7 @@ class RawPeer:
 
     def send(self, flags: Flags, seq: int, ack: int = 0, payload: bytes = b"") -> None:
         assert self.remote is not None
-        seg = Segment(flags=flags, seq=seq % 2**32, ack=ack % 2**32, window=WINDOW, payload=payload)
+        seg = Segment(flags=flags, seq=seq % 2**32, ack=ack % 2**32, window=WINDOW_BYTES, payload=payload)
         self.sock.sendto(seg.encode(), self.remote)
 
     def recv(self, timeout_s: float) -> Segment | None:

@@ -5,20 +5,21 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from collections.abc import AsyncIterator
+from typing import Any, cast
 
 import pytest
 
 import udptcp
-from udptcp.wire import Flags, Segment
+from udptcp.transport import StreamTransport
+from udptcp.wire import VERSION, Flags, Segment
 
 QUICK: dict[str, Any] = {"msl_s": 0.05, "rto_min_s": 0.05}
 """Short TIME_WAIT and timers, so that tests end quickly."""
 WAIT_S = 20.0
-
-
-Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+"""Bound on every wait for something the code under test must do; reached only on failure."""
+STILL_BLOCKED_S = 1.0
+"""How long drain() must stay blocked while the peer reads nothing, as evidence that it blocks."""
 
 
 async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -89,11 +90,11 @@ async def test_large_transfer_is_exact(echo_port: int) -> None:
 
 async def test_drain_blocks_while_the_peer_does_not_read() -> None:
     release = asyncio.Event()
-    got: list[int] = []
+    got: asyncio.Future[int] = asyncio.get_running_loop().create_future()
 
     async def slow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await release.wait()
-        got.append(len(await reader.read()))
+        got.set_result(len(await reader.read()))
         writer.close()
 
     async with await udptcp.start_server(slow, "127.0.0.1", 0, recv_buffer_bytes=256_000,
@@ -102,15 +103,16 @@ async def test_drain_blocks_while_the_peer_does_not_read() -> None:
         _, writer = await udptcp.open_connection("127.0.0.1", port, send_buffer_bytes=200_000, **QUICK)
         writer.write(os.urandom(2_000_000))
         drain = asyncio.create_task(writer.drain())
-        done, _ = await asyncio.wait([drain], timeout=1.0)
-        assert not done, "drain() returned although the peer reads nothing"
+        # No event marks "will never return"; a drain() still pending after STILL_BLOCKED_S,
+        # while the peer reads nothing and the write buffer is still over its limit, is the
+        # evidence. (Without flow control, 2 MB over loopback drains in well under that.)
+        done, _ = await asyncio.wait([drain], timeout=STILL_BLOCKED_S)
+        assert not done, f"drain() returned within {STILL_BLOCKED_S} s although the peer reads nothing"
         assert writer.transport.get_write_buffer_size() > 200_000
         release.set()
         await asyncio.wait_for(drain, WAIT_S)
         writer.write_eof()
-        await writer.wait_closed() if writer.is_closing() else None
-        await asyncio.wait_for(_until(lambda: bool(got)), WAIT_S)
-        assert got == [2_000_000]
+        assert await asyncio.wait_for(got, WAIT_S) == 2_000_000
         writer.close()
         await writer.wait_closed()
 
@@ -206,17 +208,46 @@ async def test_bad_arguments_say_which_and_why(kwargs: dict[str, object], error:
         await udptcp.open_connection("127.0.0.1", **kwargs)  # type: ignore[arg-type]
 
 
-async def test_malformed_datagrams_are_dropped_and_counted(echo_port: int) -> None:
-    server_ep = None
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as junk:
-        for size in (0, 5, 20, 200):
-            junk.sendto(os.urandom(size), ("127.0.0.1", echo_port))
-        reader, writer = await udptcp.open_connection("127.0.0.1", echo_port, **QUICK)
-        writer.write(b"still fine")
-        writer.write_eof()
-        assert await asyncio.wait_for(reader.read(), WAIT_S) == b"still fine"
-        writer.close()
-    del server_ep
+def _malformed_datagrams() -> list[bytes]:
+    """One datagram for each way decoding fails before any connection sees it."""
+    valid = Segment(flags=Flags.ACK, seq=1, ack=1, window=65535, payload=b"data").encode()
+    bad_checksum = valid[:-1] + bytes([valid[-1] ^ 0xFF])
+    wrong_version = bytes([VERSION + 1]) + valid[1:]
+    return [b"", b"\x01" * 5, valid[:19], bad_checksum, wrong_version]
+
+
+async def test_malformed_datagrams_are_dropped_and_counted() -> None:
+    """Junk from a stranger is counted by the endpoint; junk from a peer by its connection."""
+    stats: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+
+    async def read_then_report(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        assert await reader.readexactly(2) == b"ok"
+        stats.set_result(writer.get_extra_info("stats"))
+        writer.transport.abort()
+
+    async with await udptcp.start_server(read_then_report, "127.0.0.1", 0, **QUICK) as server:
+        port = server.sockets[0].getsockname()[1]
+        endpoint = server.endpoints[0]
+        junk = _malformed_datagrams()
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as stranger:
+            for datagram in junk:
+                stranger.sendto(datagram, ("127.0.0.1", port))
+        # A peer that completes the handshake, then sends junk before its first data: loopback
+        # keeps one socket's datagrams in order, so the server has seen the junk by the data.
+        raw = await RawPeer.open(port)
+        raw.send(Segment(flags=Flags.SYN, seq=1000, ack=0, window=65535))
+        synack = await raw.receive()
+        assert synack.flags == Flags.SYN | Flags.ACK and synack.ack == 1001
+        raw.send(Segment(flags=Flags.ACK, seq=1001, ack=synack.seq + 1, window=65535))
+        peer_junk = [datagram for datagram in junk if datagram]  # asyncio sends no empty datagram
+        for datagram in peer_junk:
+            raw.send_raw(datagram)
+        raw.send(Segment(flags=Flags.ACK | Flags.PSH, seq=1001, ack=synack.seq + 1, window=65535,
+                         payload=b"ok"))
+        connection_stats = await asyncio.wait_for(stats, WAIT_S)
+        raw.close()
+    assert connection_stats["dropped_malformed"] == len(peer_junk)
+    assert endpoint.counters.dropped_malformed == len(junk)  # the stranger's, not the peer's
 
 
 async def test_old_duplicate_syn_is_never_accepted_and_is_forgotten_after_rst() -> None:
@@ -236,7 +267,7 @@ async def test_old_duplicate_syn_is_never_accepted_and_is_forgotten_after_rst() 
     assert synack.flags == Flags.SYN | Flags.ACK and synack.ack == 123457
     assert len(endpoint.connections) == 1 and not accepted
     raw.send(Segment(flags=Flags.RST, seq=synack.ack, ack=0, window=0))  # "not my SYN"
-    await asyncio.wait_for(_until(lambda: not endpoint.connections), WAIT_S)
+    assert await endpoint.wait_until(lambda: not endpoint.connections, WAIT_S)
     raw.close()
     assert accepted == []
     server.close()
@@ -299,8 +330,10 @@ async def test_time_wait_is_kept_after_close_then_ends() -> None:
         await writer.wait_closed()  # returns at once, as asyncio's does
         assert writer.get_extra_info("state") is udptcp.State.TIME_WAIT
         started = asyncio.get_running_loop().time()
-        await asyncio.wait_for(
-            _until(lambda: writer.get_extra_info("state") is udptcp.State.CLOSED), WAIT_S
+        # The client's endpoint wakes its waiters when TIME_WAIT ends and it forgets the connection.
+        client_endpoint = cast(StreamTransport, writer.transport)._endpoint
+        assert await client_endpoint.wait_until(
+            lambda: writer.get_extra_info("state") is udptcp.State.CLOSED, WAIT_S
         )
         assert asyncio.get_running_loop().time() - started >= 0.5  # 2 * MSL, less what passed
 
@@ -325,8 +358,12 @@ class RawPeer(asyncio.DatagramProtocol):
         self.received.put_nowait(data)
 
     def send(self, segment: Segment) -> None:
+        self.send_raw(segment.encode())
+
+    def send_raw(self, datagram: bytes) -> None:
+        """Send raw octets, valid or not."""
         assert self.transport is not None
-        self.transport.sendto(segment.encode())
+        self.transport.sendto(datagram)
 
     async def receive(self) -> Segment:
         return Segment.decode(await asyncio.wait_for(self.received.get(), WAIT_S))
@@ -334,12 +371,6 @@ class RawPeer(asyncio.DatagramProtocol):
     def close(self) -> None:
         assert self.transport is not None
         self.transport.close()
-
-
-async def _until(condition: Callable[[], bool]) -> None:
-    """Poll a condition the code under test offers no event for (bounded by the caller)."""
-    while not condition():
-        await asyncio.sleep(0.01)
 
 
 async def test_write_after_peer_closed_and_reset_is_a_broken_pipe() -> None:
@@ -351,10 +382,11 @@ async def test_write_after_peer_closed_and_reset_is_a_broken_pipe() -> None:
         reader, writer = await udptcp.open_connection("127.0.0.1", port, **QUICK)
         assert await asyncio.wait_for(reader.read(), WAIT_S) == b""  # the server's FIN
         writer.write(b"anyone there?")
+        # The server answers the data with RST; the connection is lost with the error.
         with pytest.raises(BrokenPipeError, match="the peer closed it"):
-            for _ in range(100):
-                await asyncio.wait_for(writer.drain(), WAIT_S)
-                await asyncio.sleep(0.01)  # give the RST its round trip
+            await asyncio.wait_for(writer.wait_closed(), WAIT_S)
+        with pytest.raises(BrokenPipeError, match="the peer closed it"):
+            await writer.drain()
         writer.close()
 
 

@@ -8,10 +8,18 @@ import zlib
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from udptcp.wire import HEADER_LEN, Flags, MalformedSegment, Segment, decode_datagram
+from udptcp.wire import (
+    HEADER_LEN,
+    MAX_OPTIONS_LEN,
+    VERSION,
+    Flags,
+    MalformedSegment,
+    Segment,
+    decode_datagram,
+)
 
 u32 = st.integers(min_value=0, max_value=2**32 - 1)
 segments = st.builds(
@@ -37,6 +45,73 @@ def test_encode_decode_round_trips(seg: Segment) -> None:
 def test_decoding_arbitrary_bytes_raises_only_malformed_segment(data: bytes) -> None:
     with contextlib.suppress(MalformedSegment):
         Segment.decode(data)
+
+
+def _datagram(version: int, words: int, flags: int, seq: int, ack: int, window: int,
+              rest: bytes) -> bytes:
+    """A datagram with a valid checksum whatever its fields: CRC32 over octets [0, 16), then
+    everything after the checksum field, as ``decode_datagram`` checks it."""
+    prefix = struct.pack("!BBHIII", version, words, flags, seq, ack, window)
+    return prefix + struct.pack("!I", zlib.crc32(rest, zlib.crc32(prefix))) + rest
+
+
+_well_formed_option = st.one_of(
+    st.sampled_from([b"\x01", bytes([4, 2])]),  # NOP, SACK-permitted
+    st.integers(0, 0xFFFF).map(lambda mss: bytes([2, 4]) + struct.pack("!H", mss)),
+    st.lists(st.tuples(u32, u32), max_size=5).map(
+        lambda blocks: bytes([5, 2 + 8 * len(blocks)]) + b"".join(struct.pack("!II", *b) for b in blocks)
+    ),
+    st.tuples(u32, u32).map(lambda ts: bytes([8, 10]) + struct.pack("!II", *ts)),
+    st.tuples(st.sampled_from([2, 4, 5, 8]) | st.integers(0, 255), st.binary(max_size=12)).map(
+        lambda kind_body: bytes([kind_body[0], 2 + len(kind_body[1])]) + kind_body[1]
+    ),  # a known kind with any body, or any kind
+)
+"""One option laid out as RFC 9293 has it (its content may still be invalid: MSS 0, no SACK
+blocks, a known kind with the wrong length)."""
+_option_octets = st.one_of(
+    st.lists(_well_formed_option, max_size=6),
+    st.lists(_well_formed_option | st.just(b"\x00") | st.binary(min_size=1, max_size=6), max_size=8),
+).map(b"".join)
+"""Options mostly well laid out, so that the parser reaches every option, else mixed with EOL
+and octets of any value (lengths that do not fit)."""
+
+
+def _mostly(usual: object, rarely: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    """``usual`` seven times in eight, else a draw from ``rarely``."""
+    return st.integers(0, 7).flatmap(lambda i: rarely if i == 0 else st.just(usual))
+
+
+@settings(max_examples=500)  # cheap; enough draws to cut every kind of option short often
+@given(
+    version=_mostly(VERSION, st.integers(0, 255)),
+    words_off_by=st.just(0) | st.integers(-3, 2),
+    flags=st.integers(0, 0xFFFF),
+    seq=u32,
+    ack=u32,
+    window=u32,
+    options=_option_octets,
+    payload=st.binary(max_size=40),
+)
+def test_checksummed_datagrams_with_any_options_decode_consistently_or_raise_malformed(
+    version: int, words_off_by: int, flags: int, seq: int, ack: int, window: int,
+    options: bytes, payload: bytes,
+) -> None:
+    """Arbitrary bytes almost never carry a valid checksum, so they never reach the option
+    parser; these always do. Half have a header length that covers the options (padded with
+    NOPs), half one a few words off: shorter cuts options short, longer reads payload as
+    options. The parser too must raise nothing else."""
+    options = (options + b"\x01" * (-len(options) & 3))[:MAX_OPTIONS_LEN]
+    words = min(255, max(0, (HEADER_LEN + len(options)) // 4 + words_off_by))
+    datagram = _datagram(version, words, flags, seq, ack, window, options + payload)
+    try:
+        seg = Segment.decode(datagram)
+    except MalformedSegment:
+        event("rejected")
+        return
+    event("accepted with options" if words > HEADER_LEN // 4 else "accepted without options")
+    assert (version, int(seg.flags), seg.seq, seg.ack, seg.window) == (VERSION, flags, seq, ack, window)
+    assert seg.payload == datagram[words * 4 :]
+    assert Segment.decode(seg.encode()) == seg
 
 
 @given(segments, st.data())
@@ -83,9 +158,7 @@ def test_malformed_headers_are_rejected_with_a_reason(data: bytes, message: str)
 
 
 def _with_options(options: bytes) -> bytes:
-    prefix = struct.pack("!BBHIII", 1, 5 + len(options) // 4, 0x10, 1, 2, 3)
-    crc = zlib.crc32(options, zlib.crc32(prefix))
-    return prefix + struct.pack("!I", crc) + options
+    return _datagram(VERSION, 5 + len(options) // 4, 0x10, 1, 2, 3, options)
 
 
 @pytest.mark.parametrize(

@@ -38,6 +38,8 @@ class Config:
     Protocol:
         mss: largest payload per segment we send and accept, in octets; announced in the SYN.
             The default fits a 1500-octet path; raise it (up to 65447) on loopback or jumbo paths.
+            A peer's MSS option below 64 is taken as 64, so that no peer can make us send a
+            flood of tiny segments.
         recv_buffer_bytes: receive window: octets the peer may send beyond what we delivered
             (at most 2**30, as TCP's scaled window).
         send_buffer_bytes: octets buffered for sending (unsent plus unacknowledged) before
@@ -65,7 +67,8 @@ class Config:
 
     Endpoint:
         backlog: connections a server holds in the handshake or waiting to be accepted.
-        socket_buffer_bytes: SO_RCVBUF/SO_SNDBUF asked of the kernel (it may grant less).
+        socket_buffer_bytes: SO_RCVBUF/SO_SNDBUF asked of the kernel (it may grant less); at
+            most 2**31 - 1, as the socket option takes a C int.
         shutdown_linger_s: how long closing an endpoint (or leaving ``asyncio.run``) waits for
             its connections in TIME_WAIT to finish; None follows their own timers: 2 * msl_s,
             longer when a retransmitted FIN restarts one, at most 4 * 2 * msl_s in all.

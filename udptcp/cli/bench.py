@@ -47,10 +47,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="both (default): run the whole benchmark; server: only serve (prints 'listening on "
         "H:P'); client: only send to --host/--port (to compose flows through one relay)",
     )
-    parser.add_argument("--host", default="127.0.0.1", help="server address for --role client/server")
-    parser.add_argument("--port", type=int, default=0, help="server port for --role client/server")
+    parser.add_argument(
+        "--host", default="127.0.0.1",
+        help="server address: where --role server listens, --role client connects (default 127.0.0.1)",
+    )
+    parser.add_argument(
+        "--port", type=int, default=0,
+        help="server port: --role server listens on it (default 0: a free one, printed); "
+        "--role client needs the port the server printed",
+    )
     parser.add_argument("--connections", type=int, default=1,
-                        help="with --role server: serve this many connections, then exit")
+                        help="with --role server: serve this many connections, then exit (default 1)")
 
 
 async def run(args: argparse.Namespace) -> int:

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import concurrent.futures
 import os
+import socket
 import sys
 import threading
 from dataclasses import fields
@@ -48,7 +49,7 @@ def add_common_options(parser: argparse.ArgumentParser, *, client: bool) -> None
     parser.add_argument("--log-json", action="store_true", help="log JSON lines instead of text")
     parser.add_argument(
         "--loop", default="auto", choices=["auto", "uvloop", "asyncio"],
-        help="event loop: uvloop when installed (auto), or the stock asyncio loop",
+        help="event loop: uvloop, or the stock asyncio loop (default auto: uvloop when installed)",
     )
     parser.add_argument(
         "-o", "--option", action="append", default=[], metavar="KEY=VALUE",
@@ -158,8 +159,18 @@ def write_stdout(data: bytes) -> None:
     sys.stdout.buffer.flush()
 
 
-def exit_code_for(exc: BaseException) -> tuple[int, str]:
-    """The exit code and one-line message for an error that ends a command."""
+def exit_code_for(exc: BaseException, *, host: str | None = None) -> tuple[int, str]:
+    """The exit code and one-line message for an error that ends a command.
+
+    ``host`` is the address the command was given, named when it cannot be resolved: the
+    resolver's own message ("Name or service not known") does not say which name it tried.
+    """
+    if isinstance(exc, socket.gaierror):
+        name = "the host name" if host is None else f"host {host!r}"
+        return EXIT_ERROR, (
+            f"cannot resolve {name}: {exc.strerror or exc}; check the spelling and the DNS "
+            "settings, or give an IP address"
+        )
     if isinstance(exc, ConnectionRefusedError):
         return EXIT_REFUSED, str(exc)
     if isinstance(exc, TimeoutError):

@@ -37,13 +37,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("echo-server", help="echo every connection's bytes back")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=0, help="port to listen on; 0 picks a free one")
+    p.add_argument("--port", type=int, default=0, help="port to listen on (default 0: a free one)")
     add_common_options(p, client=False)
     p.set_defaults(run=echo.serve)
 
     p = sub.add_parser("echo-client", help="send a message or stdin, print the echo")
-    p.add_argument("host")
-    p.add_argument("port", type=int)
+    p.add_argument("host", help="the echo server's host name or IP address")
+    p.add_argument("port", type=int, help="the echo server's port")
     p.add_argument("message", nargs="?", help="what to send (default: standard input)")
     add_common_options(p, client=True)
     p.set_defaults(run=echo.client)
@@ -55,8 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=netcat.listen)
 
     p = sub.add_parser("connect", help="connect: stdin to peer, peer to stdout")
-    p.add_argument("host")
-    p.add_argument("port", type=int)
+    p.add_argument("host", help="the server's host name or IP address (e.g. of udptcp listen)")
+    p.add_argument("port", type=int, help="the server's port")
     add_common_options(p, client=True)
     p.set_defaults(run=netcat.connect)
 
@@ -92,7 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     except (OSError, ValueError, TypeError, RuntimeError) as exc:
-        code, message = exit_code_for(exc)
+        code, message = exit_code_for(exc, host=getattr(args, "host", None))
         print(f"udptcp {args.command}: {message}", file=sys.stderr)
     return code
 

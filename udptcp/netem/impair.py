@@ -10,7 +10,7 @@ impairments the tests exercise are exactly the ones users can reproduce.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 
 from udptcp.wire import MalformedSegment, decode_datagram
 
@@ -67,21 +67,6 @@ class Impairment:
         for flag, count in self.drop_flags.items():
             if flag not in FLAG_NAMES or count < 0:
                 raise ValueError(f"drop_flags takes {'/'.join(FLAG_NAMES)} with a count, got {flag}:{count}")
-
-    @property
-    def active(self) -> bool:
-        """Whether this does anything at all."""
-        return self != Impairment()
-
-    def describe(self) -> str:
-        """The non-default settings, as ``name=value`` pairs."""
-        default = Impairment()
-        parts = [
-            f"{f.name}={getattr(self, f.name)}"
-            for f in fields(self)
-            if getattr(self, f.name) != getattr(default, f.name)
-        ]
-        return ",".join(parts) or "none"
 
 
 @dataclass

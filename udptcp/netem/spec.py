@@ -35,7 +35,7 @@ impairment spec: comma-separated key=value pairs, e.g. loss=1%,delay=20ms,jitter
   delay=T           one-way delay; T needs a unit: us, ms or s
   jitter=T          plus a uniform random extra delay in [0, T] (reorders)
   reorder=P         hold a datagram back by reorder-delay (default 2ms) with probability P
-  reorder-delay=T
+  reorder-delay=T   how long reorder holds a datagram back (default 2ms); T needs a unit
   duplicate=P       deliver a second copy with probability P
   corrupt=P         flip one bit with probability P
   rate=R            bottleneck rate: bit, kbit, mbit or gbit (per second, 1000-based)

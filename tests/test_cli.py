@@ -1,0 +1,80 @@
+"""The ``udptcp`` command's contract in-process: its help and its error messages.
+
+End-to-end runs between real processes are in ``test_processes.py``; these need no network.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import socket
+
+import pytest
+
+from udptcp.cli.common import EXIT_ERROR
+from udptcp.cli.main import build_parser, main
+from udptcp.netem.spec import KEYS, SPEC_HELP
+
+UNRESOLVABLE = "no-such-host.invalid"
+
+
+def _commands() -> dict[str, argparse.ArgumentParser]:
+    (sub,) = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    return dict(sub.choices)
+
+
+def test_every_argument_of_every_command_is_described() -> None:
+    missing = [
+        f"udptcp {name} {action.dest}"
+        for name, command in _commands().items() for action in command._actions if not action.help
+    ]
+    assert missing == []
+
+
+def _no_default(value: object) -> bool:
+    """Nothing to state: unset, a flag off, an empty list (``0 == False``, so not ``in``)."""
+    return value is None or value is False or value == [] or value is argparse.SUPPRESS
+
+
+def test_every_option_with_a_default_states_it() -> None:
+    silent = [
+        f"udptcp {name} {action.option_strings[0]}: {action.help}"
+        for name, command in _commands().items()
+        for action in command._actions
+        if action.option_strings and action.help is not argparse.SUPPRESS
+        and not _no_default(action.default) and "default" not in str(action.help)
+    ]
+    assert silent == []
+
+
+def test_every_netem_spec_key_is_described() -> None:
+    described = {
+        match.group(1)
+        for match in re.finditer(r"^  ([a-z-]+)=\S*[ \t]+\S", SPEC_HELP, re.MULTILINE)
+    }
+    assert set(KEYS) <= described
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["echo-client", UNRESOLVABLE, "9000", "hi"],
+        ["connect", UNRESOLVABLE, "9000"],
+        ["echo-server", "--host", UNRESOLVABLE],
+        ["listen", "--host", UNRESOLVABLE, "0"],
+    ],
+)
+def test_an_unresolvable_host_is_named_with_what_to_do(
+    argv: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The resolver says only "Name or service not known"; the command says which name."""
+
+    def no_such_name(host: object, *args: object, **kwargs: object) -> list[object]:
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_such_name)  # no DNS needed, same every time
+    code = main([*argv, "--loop", "asyncio"])  # uvloop resolves without socket.getaddrinfo
+    err = capsys.readouterr().err
+    assert code == EXIT_ERROR == 1  # "other error" in the documented exit codes
+    assert f"udptcp {argv[0]}: cannot resolve host {UNRESOLVABLE!r}: Name or service not known" in err
+    assert "give an IP address" in err
