@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -279,3 +281,41 @@ def test_new_connection_on_the_same_addresses_never_accepts_a_segment_of_the_old
         assert stats["paws_rejected"] >= int(replayed[1]) // 4  # they reached it, and were dropped
     else:
         assert second_open_s > 1.5  # held off by the server's TIME_WAIT
+
+
+@pytest.mark.parametrize("how", ["terminated", "killed"])
+def test_the_receiver_learns_that_the_sending_process_died(tmp_path: Path, how: str) -> None:
+    """A process told to stop (SIGTERM) resets its connections first, as the kernel does for a
+    dying process's TCP sockets: the peer fails at once with a reset. One killed outright
+    (SIGKILL) says nothing, and a side that only receives has nothing to retransmit: keepalive
+    finds the silence (here after 1 s, probes 0.3 s apart) and the receiver fails, not hangs."""
+    source = random_file(tmp_path / "in.bin", 40_000_000)
+    keepalive = ["-o", "keepalive_s=1", "-o", "keepalive_interval_s=0.3"]
+    with server(["listen", "0", *keepalive], first_line_on_stderr=True) as (listener, host, port):
+        with source.open("rb") as feed:
+            sender = subprocess.Popen([*UDPTCP, "connect", host, str(port)], stdin=feed,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=ENV)
+        assert listener.stdout is not None
+        stdout_fd = listener.stdout.fileno()
+        midway = threading.Event()
+
+        def drain() -> None:  # the receiver must not block on a full pipe
+            received = 0
+            while chunk := os.read(stdout_fd, 65536):
+                received += len(chunk)
+                if received >= 1_000_000:
+                    midway.set()
+
+        threading.Thread(target=drain, daemon=True).start()
+        assert midway.wait(30)
+        sender.send_signal(signal.SIGTERM if how == "terminated" else signal.SIGKILL)
+        assert sender.wait(10) == (130 if how == "terminated" else -signal.SIGKILL)
+        code = listener.wait(15)
+        assert listener.stderr is not None
+        message = listener.stderr.read()
+    if how == "terminated":
+        assert code == 5, message
+        assert "reset by peer" in message
+    else:
+        assert code == 4, message
+        assert "keepalive" in message

@@ -15,6 +15,7 @@ import contextlib
 import os
 import secrets
 import socket
+import weakref
 from collections import deque
 from collections.abc import Callable
 from typing import Any, cast
@@ -30,6 +31,8 @@ SYN, RST, ACK = 0x02, 0x04, 0x10
 MAX_LINGER_TIME_WAITS = 4
 """Shutting down waits at most this many TIME_WAIT periods, however often FINs restart one."""
 _ISN_SECRET = os.urandom(SECRET_BYTES)
+LIVE: weakref.WeakSet[Endpoint] = weakref.WeakSet()
+"""Every endpoint whose socket is open, so a dying program can reset its connections."""
 """One key per process (RFC 6528's secret), so that successive connections between the same two
 addresses get ISNs that move forward with the clock, whichever endpoint opens them."""
 
@@ -69,6 +72,7 @@ class Endpoint(asyncio.DatagramProtocol):
     # -- asyncio.DatagramProtocol ----------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        LIVE.add(self)
         self._udp = cast(asyncio.DatagramTransport, transport)  # uvloop's is not a subclass
         self.socket = transport.get_extra_info("socket")
         self.local_addr = transport.get_extra_info("sockname")
@@ -92,6 +96,7 @@ class Endpoint(asyncio.DatagramProtocol):
                 transport.on_unreachable()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        LIVE.discard(self)
         for transport in list(self._by_peer.values()):
             transport.fail_now(exc or ConnectionAbortedError("the udptcp endpoint was closed"))
         self._by_peer.clear()

@@ -242,9 +242,15 @@ class StreamTransport(asyncio.Transport):
                     f"connecting to {peer} timed out: no answer to {config.syn_retries + 1} SYNs; "
                     "check that a udptcp server runs there and that UDP gets through"
                 )
+            conn = self.conn
+            if conn.recovery.timeouts >= config.retries or conn.probes_out >= config.retries:
+                what = f"no acknowledgement after {config.retries} retransmissions"
+            elif conn.keepalive_probes:
+                what = f"no answer to {conn.keepalive_probes} keepalive probes"
+            else:
+                what = f"data unacknowledged for user_timeout_s={config.user_timeout_s} s"
             return TimeoutError(
-                f"connection to {peer} timed out: no acknowledgement after "
-                f"{config.retries} retransmissions; the peer is gone or the path is down"
+                f"connection to {peer} timed out: {what}; the peer is gone or the path is down"
             )
         if self._eof_received:
             return BrokenPipeError(

@@ -6,12 +6,16 @@ import argparse
 import asyncio
 import concurrent.futures
 import os
+import queue
+import signal
 import socket
 import sys
 import threading
+from collections.abc import Coroutine
 from dataclasses import fields
 from typing import Any
 
+from udptcp import lifetime
 from udptcp.config import Config
 
 EXIT_OK = 0
@@ -26,6 +30,11 @@ CLIENT_MSL_S = 1.0
 """Client commands default to a 1 s MSL (TIME_WAIT 2 s) so that they exit promptly."""
 SERVER_SHUTDOWN_LINGER_S = 2.0
 """How long a server command, when stopped, waits for connections in TIME_WAIT."""
+CLI_KEEPALIVE_S = 15.0
+CLI_KEEPALIVE_INTERVAL_S = 3.0
+CLI_KEEPALIVE_PROBES = 3
+"""Commands probe a peer silent for 15 s and give up after three unanswered probes 3 s apart:
+a side that only receives would otherwise wait forever for a peer that was killed."""
 STDIN_CHUNK_BYTES = 256 * 1024
 STDIN_QUEUE_CHUNKS = 4
 
@@ -60,7 +69,11 @@ def add_common_options(parser: argparse.ArgumentParser, *, client: bool) -> None
 
 def build_config(args: argparse.Namespace) -> Config:
     """The Config the command line asks for; ValueError/TypeError name the bad option."""
-    options: dict[str, Any] = {}
+    options: dict[str, Any] = {
+        "keepalive_s": CLI_KEEPALIVE_S,
+        "keepalive_interval_s": CLI_KEEPALIVE_INTERVAL_S,
+        "keepalive_probes": CLI_KEEPALIVE_PROBES,
+    }
     if args.client:
         options["msl_s"] = CLIENT_MSL_S
     else:
@@ -96,6 +109,40 @@ def _parse_value(key: str, raw: str, annotation: str) -> Any:
     except ValueError:
         raise ValueError(f"option {key} expects {annotation}, got {raw!r}") from None
     return raw
+
+
+async def reset_on_signals(work: Coroutine[Any, Any, int]) -> int:
+    """Run a command that holds connections; SIGINT, SIGTERM or SIGHUP resets them and ends it.
+
+    The kernel closes a dying process's TCP sockets, so a peer learns at once; a udptcp
+    process holds its connections itself, so it resets them before it goes (exit 130).
+    """
+    loop = asyncio.get_running_loop()
+    task = asyncio.ensure_future(work)
+    signalled = False
+
+    def on_signal() -> None:
+        nonlocal signalled
+        signalled = True
+        lifetime.abort_all(loop)
+        task.cancel()
+
+    installed = []
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        try:
+            loop.add_signal_handler(signum, on_signal)
+        except (NotImplementedError, RuntimeError, ValueError):  # not on this platform or thread
+            continue
+        installed.append(signum)
+    try:
+        return await task
+    except asyncio.CancelledError:
+        if signalled:
+            return EXIT_INTERRUPTED
+        raise
+    finally:
+        for signum in installed:
+            loop.remove_signal_handler(signum)
 
 
 def run_loop(args: argparse.Namespace, main: Any) -> Any:
@@ -153,10 +200,49 @@ class StdinReader:
         return await self._queue.get()
 
 
-def write_stdout(data: bytes) -> None:
-    """Copy received data to standard output as it arrives."""
-    sys.stdout.buffer.write(data)
-    sys.stdout.buffer.flush()
+class StdoutWriter:
+    """Standard output written by a daemon thread, one chunk at a time.
+
+    Writing from the event loop would freeze the loop whenever the reader of our output is
+    slower than the peer (a full pipe blocks), and with it every ACK and timer, until the
+    peer gave up. Awaiting each write instead stops the relay from reading the connection,
+    so its receive window closes and the peer waits, as TCP's flow control intends.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._jobs: queue.SimpleQueue[tuple[bytes, asyncio.Future[None]]] = queue.SimpleQueue()
+        threading.Thread(target=self._run, name="udptcp-stdout", daemon=True).start()
+
+    async def write(self, data: bytes) -> None:
+        """Write ``data`` and flush; returns once it is written (raises if stdout is closed)."""
+        done: asyncio.Future[None] = self._loop.create_future()
+        self._jobs.put((data, done))
+        await done
+
+    def _run(self) -> None:
+        out = sys.stdout.buffer
+        while True:
+            data, done = self._jobs.get()
+            error: OSError | None = None
+            try:
+                out.write(data)
+                out.flush()
+            except OSError as exc:  # the reader went away (EPIPE)
+                error = exc
+            try:
+                self._loop.call_soon_threadsafe(_settle, done, error)
+            except RuntimeError:
+                return  # the loop is gone
+
+
+def _settle(done: asyncio.Future[None], error: OSError | None) -> None:
+    if done.done():
+        return
+    if error is None:
+        done.set_result(None)
+    else:
+        done.set_exception(error)
 
 
 def exit_code_for(exc: BaseException, *, host: str | None = None) -> tuple[int, str]:

@@ -8,7 +8,7 @@ import signal
 import sys
 
 import udptcp
-from udptcp.cli.common import EXIT_OK, address, build_config, say, write_stdout
+from udptcp.cli.common import EXIT_OK, address, build_config, say
 from udptcp.cli.netcat import relay
 
 READ_CHUNK_BYTES = 256 * 1024
@@ -43,7 +43,7 @@ async def client(args: argparse.Namespace) -> int:
     reader, writer = await udptcp.open_connection(args.host, args.port, config=build_config(args))
     await relay(reader, writer, None if args.message is None else args.message.encode())
     if args.message is not None and sys.stdout.isatty():
-        write_stdout(b"\n")
+        print(flush=True)
     return EXIT_OK
 
 

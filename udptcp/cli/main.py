@@ -18,6 +18,7 @@ from udptcp.cli.common import (
     EXIT_USAGE,
     add_common_options,
     exit_code_for,
+    reset_on_signals,
     run_loop,
 )
 from udptcp.netem import cli as netem_cli
@@ -46,19 +47,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("port", type=int, help="the echo server's port")
     p.add_argument("message", nargs="?", help="what to send (default: standard input)")
     add_common_options(p, client=True)
-    p.set_defaults(run=echo.client)
+    p.set_defaults(run=echo.client, resets_on_signal=True)
 
     p = sub.add_parser("listen", help="accept one connection: peer to stdout, stdin to peer")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("port", type=int, help="port to listen on; 0 picks a free one")
     add_common_options(p, client=False)
-    p.set_defaults(run=netcat.listen)
+    p.set_defaults(run=netcat.listen, resets_on_signal=True)
 
     p = sub.add_parser("connect", help="connect: stdin to peer, peer to stdout")
     p.add_argument("host", help="the server's host name or IP address (e.g. of udptcp listen)")
     p.add_argument("port", type=int, help="the server's port")
     add_common_options(p, client=True)
-    p.set_defaults(run=netcat.connect)
+    p.set_defaults(run=netcat.connect, resets_on_signal=True)
 
     p = sub.add_parser(
         "netem", help="a UDP relay that impairs traffic per direction",
@@ -87,8 +88,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"udptcp: {exc}", file=sys.stderr)
         return EXIT_USAGE
     command: Command = args.run
+    work = command(args)
+    if getattr(args, "resets_on_signal", False):
+        work = reset_on_signals(work)
     try:
-        code: int = run_loop(args, command(args))
+        code: int = run_loop(args, work)
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     except (OSError, ValueError, TypeError, RuntimeError) as exc:

@@ -10,7 +10,7 @@ import argparse
 import asyncio
 
 import udptcp
-from udptcp.cli.common import EXIT_OK, StdinReader, address, build_config, say, write_stdout
+from udptcp.cli.common import EXIT_OK, StdinReader, StdoutWriter, address, build_config, say
 
 READ_CHUNK_BYTES = 256 * 1024
 
@@ -64,10 +64,11 @@ async def relay(
         writer.write_eof()
         await writer.drain()
 
+    stdout = StdoutWriter(loop)
     sender = asyncio.create_task(upstream())
     try:
         while data := await reader.read(READ_CHUNK_BYTES):
-            write_stdout(data)
+            await stdout.write(data)
         await sender
     finally:
         sender.cancel()
