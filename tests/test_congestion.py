@@ -10,7 +10,7 @@ from sim import Sim
 
 from udptcp.config import Config
 from udptcp.core import congestion
-from udptcp.core.congestion.bbr import EXTRA_ACKED_MAX_S, INFLIGHT_BETA, Bbr, Mode
+from udptcp.core.congestion.bbr import EXTRA_ACKED_MAX_S, QUEUE_MIN_SAMPLES, Bbr, Mode
 from udptcp.core.rtt import RttEstimator
 from udptcp.core.sender import RateSample
 from udptcp.netem import Impairment
@@ -129,23 +129,47 @@ def test_bbr_probes_rtt_after_ten_seconds_without_a_lower_sample() -> None:
     assert bbr.cwnd == 4 * 1000  # four segments while the queue empties
 
 
+def _ack_round(bbr: Bbr, rtt: RttEstimator, now: float, delivered: int, size: int, rtt_s: float,
+               lost: int = 0) -> int:
+    """One round trip of ACKs, QUEUE_MIN_SAMPLES of them, each for a part of ``size`` octets
+    sent in the round before (so each rate sample spans a round); returns delivered after."""
+    piece = size // QUEUE_MIN_SAMPLES
+    for k in range(QUEUE_MIN_SAMPLES):
+        sample = RateSample()
+        sample.prior_delivered = delivered - size + k * piece
+        sample.delivered = size
+        sample.interval_s = 0.05
+        sample.rtt_s = rtt_s
+        bbr.on_ack(now + k * 0.001, piece, 40_000, rtt, sample, False)
+        if k == 0 and lost:  # the first ACK closed the round before; the loss is this one's
+            bbr.on_loss(now, lost)
+    return delivered + piece * QUEUE_MIN_SAMPLES
+
+
 def test_bbr_bounds_its_flight_after_congestive_loss_but_not_after_random_loss() -> None:
-    """Loss above 2 % in a round with a queue (RTT 1.5x the minimum) bounds the flight;
-    the same loss at the minimum RTT is random loss and changes nothing."""
-    for rtt_s, bounded in ((0.05, False), (0.09, True)):
+    """Loss above 2 % in a round with a standing queue (every RTT of the round 1.25x the
+    minimum or more) bounds the flight; the same loss at the minimum RTT is random loss, and
+    with RTTs only some of which are high (jitter) it is no queue either: neither bounds."""
+    for rtts, bounded in (((0.05,), False), ((0.09,), True), ((0.05, 0.09), False)):
         bbr = Bbr(1000, 10)
         rtt = RttEstimator(1.0, 0.2, 60.0)
-        delivered = 0
-        bbr.on_ack(0.05, 5_000, 40_000, rtt, _sample(5_000, 5_000, 0.05, 0.05), False)  # min RTT
-        delivered = 5_000
+        delivered = _ack_round(bbr, rtt, 0.05, 8_000, 8_000, 0.05)  # the minimum RTT
         for step in range(2, 6):
-            bbr.on_loss(step * 0.05, 500)
-            delivered += 5_000
-            bbr.on_ack(step * 0.05, 5_000, 40_000, rtt, _sample(delivered, 5_000, 0.05, rtt_s), False)
-        assert (bbr.inflight_hi is not None) == bounded
+            rtt_s = rtts[step % len(rtts)] if len(rtts) == 1 else None
+            if rtt_s is None:  # jitter: alternate low and high RTTs inside the round
+                bbr.on_loss(step * 0.05, 500)
+                for k in range(QUEUE_MIN_SAMPLES):
+                    sample = RateSample()
+                    sample.prior_delivered = delivered - 8_000 + k * 1_000
+                    sample.delivered, sample.interval_s = 8_000, 0.05
+                    sample.rtt_s = rtts[k % 2]
+                    bbr.on_ack(step * 0.05 + k * 0.001, 1_000, 40_000, rtt, sample, False)
+                delivered += 8_000
+            else:
+                delivered = _ack_round(bbr, rtt, step * 0.05, delivered, 8_000, rtt_s, lost=500)
+        assert (bbr.inflight_hi is not None) == bounded, rtts
         if bounded:
-            assert bbr.inflight_hi == int(INFLIGHT_BETA * 45_000)
-            assert bbr.cwnd <= bbr.inflight_hi
+            assert bbr.inflight_hi is not None and bbr.cwnd <= bbr.inflight_hi
 
 
 def test_bbr_startup_does_not_depend_on_where_the_clock_starts() -> None:
@@ -187,18 +211,15 @@ def test_bbr_undoes_the_flight_bound_that_spurious_losses_set() -> None:
     bound they put on BBR's flight goes with them, or jitter would starve the connection."""
     bbr = Bbr(1000, 10)
     rtt = RttEstimator(1.0, 0.2, 60.0)
-    delivered, now = 0, 0.0
+    delivered, now = 8_000, 0.0
     for _ in range(20):  # establish a bandwidth, a minimum RTT, and rounds
-        delivered += 10_000
         now += 0.05
-        bbr.on_ack(now, 10_000, 50_000, rtt, _sample(delivered, 10_000, 0.05, 0.05), False)
+        delivered = _ack_round(bbr, rtt, now, delivered, 8_000, 0.05)
     assert bbr.inflight_hi is None
     bbr.on_congestion_event(now, 50_000, rtt)
-    bbr.on_loss(now, 5_000)  # 5 kB "lost" in a round whose RTTs look queued (jitter)
-    for _ in range(3):
-        delivered += 10_000
+    for lost in (5_000, 5_000, 0):  # 5 kB "lost" in rounds whose RTTs all look queued
         now += 0.05
-        bbr.on_ack(now, 10_000, 50_000, rtt, _sample(delivered, 10_000, 0.05, 0.2), True)
+        delivered = _ack_round(bbr, rtt, now, delivered, 8_000, 0.2, lost=lost)
     assert bbr.inflight_hi is not None
     bbr.undo()
     assert bbr.inflight_hi is None

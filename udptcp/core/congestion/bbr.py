@@ -13,12 +13,14 @@ four segments for 200 ms every ten seconds to measure the propagation time afres
 BBR conserve packets for a round (RFC 6937-like), as Linux's BBR v1 does.
 
 One addition from BBR v2: an upper bound on data in flight (``inflight_hi``), set to 0.7 times
-the flight of a round that lost more than 2 % -- but only if that round also saw a queue (RTTs
-half again above the minimum). Congestive loss happens at a full queue; random loss does not
-raise the RTT. Without the bound, BBR v1 keeps two BDPs in flight into a buffer that holds
-less, and a loss-based flow beside it (CUBIC) starves; with a plain loss threshold, as in v2,
-BBR would give up the lossy paths it is meant for. As in v2's PROBE_UP, the bound grows back
-only while BBR probes for bandwidth (pacing gain above 1), by a step that doubles each round.
+the flight of a round that lost more than 2 % -- but only if that round also saw a queue (even
+its smallest RTT a quarter above the minimum). Congestive loss happens at a full queue; random
+loss does not raise the RTT, and jitter raises only some RTTs of a round. Without the bound,
+BBR v1 keeps two BDPs in flight into a buffer that holds less, and a loss-based flow beside it
+(CUBIC) starves; with a plain loss threshold, as in v2, BBR would give up the lossy paths it
+is meant for. Losses later proven spurious (reordering) take their bound with them. As in
+v2's PROBE_UP, the bound grows back only while BBR probes for bandwidth (pacing gain above 1),
+by a step that doubles each round.
 Such a round also ends STARTUP, as in v2, rather than three more rounds of overflowing queue.
 """
 
@@ -47,8 +49,12 @@ QUANTUM_SEGMENTS = 2
 """Extra segments of cwnd beyond the BDP, for ACK aggregation and delayed ACKs."""
 LOSS_THRESHOLD = 0.02
 """BBR v2's loss rate per round above which the round counts as lossy."""
-QUEUE_RTT_FACTOR = 1.5
-"""A round whose largest RTT exceeds the minimum by this factor found a queue."""
+QUEUE_MIN_SAMPLES = 8
+"""RTT samples a round needs before its smallest says anything about a queue."""
+QUEUE_RTT_FACTOR = 1.25
+"""A round whose smallest RTT exceeds the minimum by this factor found a standing queue.
+The smallest, not the largest: jitter and reordering raise some RTTs of a round, a queue
+raises all of them."""
 INFLIGHT_BETA = 0.7
 EXTRA_ACKED_WINDOW_ROUNDS = 5
 """Rounds over which the ACK-aggregation estimate keeps its maximum (as Linux's BBR)."""
@@ -99,7 +105,8 @@ class Bbr(CongestionControl):
         self._hi_step = 1
         self._round_lost = 0
         self._round_delivered = 0
-        self._round_max_rtt_s = 0.0
+        self._round_min_rtt_s = math.inf
+        self._round_rtt_samples = 0
         self._round_max_pipe = 0
         self._extra_acked = [0, 0]
         self._extra_acked_index = 0
@@ -144,7 +151,9 @@ class Bbr(CongestionControl):
             return
         self._round_delivered += acked
         self._round_max_pipe = max(self._round_max_pipe, pipe + acked)
-        self._round_max_rtt_s = max(self._round_max_rtt_s, sample.rtt_s)
+        if sample.rtt_s > 0.0:
+            self._round_min_rtt_s = min(self._round_min_rtt_s, sample.rtt_s)
+            self._round_rtt_samples += 1
         self._update_round(sample)
         self._update_bw(sample)
         self._update_ack_aggregation(now, acked)
@@ -167,7 +176,11 @@ class Bbr(CongestionControl):
     def _end_round(self) -> None:
         """Bound the flight after a round of congestive loss; otherwise let the bound grow."""
         lost, total = self._round_lost, self._round_lost + self._round_delivered
-        queued = self.min_rtt_s is not None and self._round_max_rtt_s > QUEUE_RTT_FACTOR * self.min_rtt_s
+        queued = (
+            self.min_rtt_s is not None
+            and self._round_rtt_samples >= QUEUE_MIN_SAMPLES
+            and self._round_min_rtt_s > QUEUE_RTT_FACTOR * self.min_rtt_s
+        )
         if total and lost > LOSS_THRESHOLD * total and queued:
             self.inflight_hi = max(int(INFLIGHT_BETA * self._round_max_pipe), MIN_CWND_SEGMENTS * self.mss)
             self._hi_step = 1
@@ -177,7 +190,8 @@ class Bbr(CongestionControl):
             self.inflight_hi += self._hi_step * self.mss
             self._hi_step = min(self._hi_step * 2, 1 << 20)
         self._round_lost = self._round_delivered = self._round_max_pipe = 0
-        self._round_max_rtt_s = 0.0
+        self._round_min_rtt_s = math.inf
+        self._round_rtt_samples = 0
 
     def _update_bw(self, sample: RateSample) -> None:
         rate = sample.rate
