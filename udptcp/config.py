@@ -81,7 +81,7 @@ class Config:
     rto_min_s: float = 0.2
     rto_max_s: float = 60.0
     syn_retries: int = 6
-    retries: int = 8
+    retries: int = 15
     msl_s: float = 30.0
     fin_wait_2_timeout_s: float = 60.0
     delayed_ack_s: float = 0.04
