@@ -43,11 +43,17 @@ def test_first_sample_sets_srtt_and_half_of_it_as_rttvar() -> None:
     assert rtt.min_rtt_s == pytest.approx(0.1) and rtt.latest_s == pytest.approx(0.1)
 
 
-def test_rto_is_clamped_up_to_rto_min() -> None:
-    """RFC 6298 2.4: a computed RTO below the minimum is rounded up to it."""
-    rtt = estimator(rto_min_s=1.0)
+def test_rto_min_floors_the_variance_term() -> None:
+    """As Linux: the RTO is at least SRTT + rto_min_s (RFC 6298's G raised to rto_min_s), so
+    on a path whose RTT is near rto_min_s a repair that takes two round trips is no timeout."""
+    rtt = estimator(rto_min_s=0.2)
     rtt.on_sample(0.01)
-    assert rtt.rto_s == 1.0
+    assert rtt.rto_s == pytest.approx(0.01 + 0.2)
+    for _ in range(50):
+        rtt.on_sample(0.15)
+    assert rtt.srtt_s is not None
+    assert rtt.rto_s == pytest.approx(rtt.srtt_s + 0.2)
+    assert rtt.rto_s > 2 * 0.15
 
 
 def test_clock_granularity_bounds_the_variance_term() -> None:

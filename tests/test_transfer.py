@@ -539,8 +539,9 @@ def test_dead_peer_makes_the_sender_time_out_within_its_retries() -> None:
     """Nothing reaches the server any more: the client fails with TIMED_OUT, on schedule.
 
     After the last ACK, a tail loss probe may come first (at most 2*SRTT + delayed ACK), then
-    ``retries`` backed-off RTOs and a final expiry: sum of min(rto_min * 2**k, rto_max) for
-    k = 0..retries. The connection must neither give up before its retries nor much after.
+    ``retries`` backed-off RTOs and a final expiry: sum of min(RTO * 2**k, rto_max) for
+    k = 0..retries, where RTO = SRTT + rto_min here. The connection must neither give up
+    before its retries nor much after.
     """
     config = Config(rto_min_s=0.5, rto_max_s=2.0, retries=6)
     rtt = 0.1
@@ -551,13 +552,14 @@ def test_dead_peer_makes_the_sender_time_out_within_its_retries() -> None:
     sim.run_for(0.3)
     conn = sim.client.conn
     assert conn.state is S.ESTABLISHED and conn.tx.in_flight  # mid-transfer
-    assert conn.rtt.rto_s == config.rto_min_s  # so the schedule below is exact
+    base_s = conn.rtt.rto_s
     assert conn.rtt.srtt_s is not None
+    assert base_s == pytest.approx(conn.rtt.srtt_s + config.rto_min_s)  # rto_min_s floors 4*RTTVAR
     died = sim.now
     sim.intercept = lambda name, _seg: name == "client"
     sim.run(lambda: sim.client.terminated, max_time=100.0)
 
-    schedule = [min(config.rto_min_s * 2**k, config.rto_max_s) for k in range(config.retries + 1)]
+    schedule = [min(base_s * 2**k, config.rto_max_s) for k in range(config.retries + 1)]
     probe = 2 * conn.rtt.srtt_s + config.delayed_ack_s
     elapsed = sim.now - died
     assert sim.client.failed is CloseReason.TIMED_OUT

@@ -45,7 +45,8 @@ class Config:
         send_buffer_bytes: octets buffered for sending (unsent plus unacknowledged) before
             ``writer.drain()`` blocks.
         rto_initial_s, rto_min_s, rto_max_s: retransmission timeout before any RTT sample,
-            and its bounds (RFC 6298; Linux uses a 0.2 s minimum, the RFC 1 s).
+            the floor of its variance term (RTO >= SRTT + rto_min_s, as Linux's 0.2 s), and
+            its cap (RFC 6298).
         syn_retries: SYN and SYN-ACK retransmissions before the open fails (connect raises
             ``TimeoutError``).
         retries: retransmissions of data, FIN or window probes without any progress before the

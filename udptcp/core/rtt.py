@@ -42,7 +42,7 @@ class RttEstimator:
 
     @property
     def rto_s(self) -> float:
-        """The current timeout, backoff included, within [rto_min_s, rto_max_s]."""
+        """The current timeout, backoff included: at least SRTT + rto_min_s, at most rto_max_s."""
         return min(self._rto_base_s * (1 << self.backoff), self.rto_max_s)
 
     def on_sample(self, rtt_s: float, flight_segments: int = 1) -> None:
@@ -67,7 +67,10 @@ class RttEstimator:
         self.srtt_s = srtt
         self.rttvar_s = rttvar
         self.backoff = 0
-        self._rto_base_s = max(self.rto_min_s, srtt + max(CLOCK_GRANULARITY_S, 4.0 * rttvar))
+        # RFC 6298's SRTT + max(G, 4 * RTTVAR), with rto_min_s as the floor of the variance
+        # term rather than of the whole (as Linux): an RTO of rto_min_s on a path whose RTT is
+        # close to it fires whenever a repair takes a second round trip.
+        self._rto_base_s = srtt + max(self.rto_min_s, CLOCK_GRANULARITY_S, 4.0 * rttvar)
 
     def on_timeout(self) -> None:
         """The retransmission timer expired: double the timeout (RFC 6298 5.5)."""
