@@ -46,6 +46,17 @@ def _first_line(stream: IO[str], proc: subprocess.Popen[str], what: str) -> str:
     return line
 
 
+def _stop(proc: subprocess.Popen[str]) -> None:
+    """Terminate ``proc`` if it still runs; kill it if it does not exit within 30 s."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
 @contextmanager
 def server(args: Sequence[str], *, stderr: Any = subprocess.PIPE, stdin: Any = subprocess.DEVNULL,
            stdout: Any = subprocess.PIPE, first_line_on_stderr: bool = False
@@ -61,13 +72,7 @@ def server(args: Sequence[str], *, stderr: Any = subprocess.PIPE, stdin: Any = s
         host, port = line.removeprefix("listening on ").rsplit(":", 1)
         yield proc, host, int(port)
     finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
+        _stop(proc)
 
 
 @contextmanager
@@ -128,10 +133,4 @@ def program(name: str, *args: str) -> Iterator[tuple[subprocess.Popen[str], str]
         assert proc.stdout is not None
         yield proc, _first_line(proc.stdout, proc, name)
     finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
+        _stop(proc)
