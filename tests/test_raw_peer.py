@@ -6,6 +6,7 @@ outside checker sees udptcp: segments on a UDP socket, with timing it controls.
 
 from __future__ import annotations
 
+import signal
 import socket
 import subprocess
 import time
@@ -151,3 +152,31 @@ def test_listen_is_not_blocked_by_a_strangers_half_open_syn() -> None:
         if listener.poll() is None:
             listener.kill()
             listener.wait(5)
+
+
+def test_stopped_echo_server_resets_a_peer_that_never_lets_it_close(peer: RawPeer) -> None:
+    """SIGTERM: the server closes its connections (FIN); one whose peer goes silent cannot
+    close, and must not keep the process alive for the length of its retries: after a grace
+    period it is reset, and the process exits."""
+    proc = subprocess.Popen([*UDPTCP, "echo-server", "--port", "0"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=ENV)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline().decode().strip()
+        assert line.startswith("listening on "), line
+        peer.remote = ("127.0.0.1", int(line.rsplit(":", 1)[1]))
+        peer.send(SYN, PEER_ISS)
+        synack = peer.expect(SYN | ACK)
+        peer.send(ACK, PEER_ISS + 1, synack.seq + 1)  # established; from now on, silence
+        proc.send_signal(signal.SIGTERM)
+        stopped = time.monotonic()
+        fin = peer.expect(FIN)
+        assert fin.seq == (synack.seq + 1) % 2**32
+        rst = peer.expect(RST, timeout_s=15)
+        assert rst.seq == (synack.seq + 2) % 2**32
+        assert _exit_code(proc, 20) == 0
+        assert time.monotonic() - stopped < 15
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)

@@ -12,6 +12,8 @@ from udptcp.cli.common import EXIT_OK, address, build_config, say
 from udptcp.cli.netcat import relay
 
 READ_CHUNK_BYTES = 256 * 1024
+CLOSE_GRACE_S = 5.0
+"""How long a stopping echo-server lets its connections close gracefully before resetting them."""
 
 
 async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -27,14 +29,22 @@ async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> No
 
 
 async def serve(args: argparse.Namespace) -> int:
-    """Echo every connection until SIGINT or SIGTERM."""
+    """Echo every connection until SIGINT or SIGTERM; then close them, gracefully at first.
+
+    A peer that never acknowledges our FIN, or keeps its window shut, would hold a graceful
+    close open for as long as the retries last: after ``CLOSE_GRACE_S`` the rest are reset.
+    """
     config = build_config(args)
     server = await udptcp.start_server(echo, args.host, args.port, config=config)
     say(f"listening on {address(server.sockets[0].getsockname())}")
     await _until_signalled()
     server.close()
     server.close_clients()
-    await server.wait_closed()
+    try:
+        await asyncio.wait_for(asyncio.shield(server.wait_closed()), CLOSE_GRACE_S)
+    except TimeoutError:
+        server.abort_clients()
+        await server.wait_closed()
     return EXIT_OK
 
 
