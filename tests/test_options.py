@@ -256,3 +256,23 @@ def test_paws_drops_a_segment_with_an_old_timestamp_and_acknowledges() -> None:
     assert ack.ack == PEER_ISS + 4  # not accepted
     assert ack.timestamps is not None and ack.timestamps[1] == 2000  # TS.Recent unchanged
     assert p.conn.stats.paws_rejected == 1
+
+
+def test_keepalive_leaves_a_connection_with_data_in_flight_to_its_retransmissions() -> None:
+    """An outage longer than keepalive's budget must not kill a sender whose data is in flight:
+    the retransmission timer, with `retries`, is what watches it (as Linux's keepalive)."""
+    config = Config(keepalive_s=1.0, keepalive_interval_s=0.2, keepalive_probes=2, retries=15)
+    path = Impairment(delay_s=0.005, rate_bps=10e6, queue_bytes=1_000_000)
+    sim = established_pair(Sim(config, server_config=Config(), up=path, down=path, seed=1))
+    payload = bytes(2_000_000)
+    sim.client.to_send = payload
+    sim.flush()
+    sim.run_for(0.5)
+    assert 0 < len(sim.server.received) < len(payload)
+    sim.intercept = lambda _name, _seg: True  # an outage: nothing gets through either way
+    sim.run_for(20.0)
+    assert sim.client.failed is None and sim.client.conn.state is State.ESTABLISHED
+    assert sim.client.conn.stats.keepalive_probes == 0
+    sim.intercept = None
+    sim.run(lambda: len(sim.server.received) == len(payload), max_time=120.0)
+    assert sim.server.received == payload

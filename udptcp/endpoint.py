@@ -40,10 +40,11 @@ addresses get ISNs that move forward with the clock, whichever endpoint opens th
 class EndpointCounters:
     """What the endpoint dropped or answered on its own."""
 
-    __slots__ = ("dropped_malformed", "resets_sent", "syns_dropped_backlog")
+    __slots__ = ("dropped_malformed", "half_open_evicted", "resets_sent", "syns_dropped_backlog")
 
     def __init__(self) -> None:
         self.dropped_malformed = 0
+        self.half_open_evicted = 0
         self.resets_sent = 0
         self.syns_dropped_backlog = 0
 
@@ -300,28 +301,39 @@ class Listener:
         self.accepting = True
         self.serving = False
         self.next_isn: int | None = None
-        self._half_open: set[StreamTransport] = set()
+        self._half_open: dict[StreamTransport, None] = {}  # in arrival order
         self._queue: deque[StreamTransport] = deque()
 
     def on_syn(self, syn: bytes, peer: Address) -> None:
-        """A SYN from a new peer: open a connection if the backlog has room, else drop it."""
+        """A SYN from a new peer: open a connection if the backlog has room.
+
+        A full backlog of half-open connections gives up its oldest one for the newcomer: a
+        flood of SYNs that are never completed could otherwise keep every real client out
+        for as long as the SYN-ACK retries last. Connections waiting to be accepted are never
+        given up; with only those, the SYN is dropped and the client retries.
+        """
         if len(self._half_open) + len(self._queue) >= self._backlog:
-            self._endpoint.counters.syns_dropped_backlog += 1  # the client will retry
-            return
+            if not self._half_open:
+                self._endpoint.counters.syns_dropped_backlog += 1  # the client will retry
+                return
+            oldest = next(iter(self._half_open))
+            del self._half_open[oldest]
+            self._endpoint.counters.half_open_evicted += 1
+            oldest.abort()
         isn, self.next_isn = self.next_isn, None
         transport = self._endpoint.open_passive(peer, syn, isn)
         if transport.conn.state is State.SYN_RCVD:
-            self._half_open.add(transport)
+            self._half_open[transport] = None
 
     def on_established(self, transport: StreamTransport) -> None:
-        self._half_open.discard(transport)
+        self._half_open.pop(transport, None)
         if self.serving:
             self._on_accept(transport)
         else:
             self._queue.append(transport)
 
     def on_forget(self, transport: StreamTransport) -> None:
-        self._half_open.discard(transport)
+        self._half_open.pop(transport, None)
         if transport in self._queue:
             self._queue.remove(transport)
 

@@ -303,7 +303,7 @@ class StreamTransport(asyncio.Transport):
                 congestion_control=conn.cc.name, mss=conn.tx.max_seg, sack=conn.sack_ok,
                 timestamps=conn.ts_ok, peer_window_bytes=conn.tx.wnd,
                 bytes_in_flight=conn.tx.pipe, send_buffered_bytes=conn.send_buffered,
-                unsent_bytes=conn.tx.unsent,
+                unsent_bytes=conn.tx.unsent, out_of_order_dropped=conn.rx.ooo_dropped,
                 bytes_acked=max(0, min(conn.tx.una, conn.tx.data_end) - conn.tx.iss - 1),
             )
             return stats

@@ -30,11 +30,12 @@ CLIENT_MSL_S = 1.0
 """Client commands default to a 1 s MSL (TIME_WAIT 2 s) so that they exit promptly."""
 SERVER_SHUTDOWN_LINGER_S = 2.0
 """How long a server command, when stopped, waits for connections in TIME_WAIT."""
-CLI_KEEPALIVE_S = 15.0
-CLI_KEEPALIVE_INTERVAL_S = 3.0
-CLI_KEEPALIVE_PROBES = 3
-"""Commands probe a peer silent for 15 s and give up after three unanswered probes 3 s apart:
-a side that only receives would otherwise wait forever for a peer that was killed."""
+CLI_KEEPALIVE_S = 60.0
+CLI_KEEPALIVE_INTERVAL_S = 10.0
+CLI_KEEPALIVE_PROBES = 6
+"""Commands probe a peer silent for 60 s, with nothing of theirs outstanding, and give up
+after six unanswered probes 10 s apart (two minutes in all): a side that only receives would
+otherwise wait forever for a peer that was killed, and an outage shorter than that is survived."""
 STDIN_CHUNK_BYTES = 256 * 1024
 STDIN_QUEUE_CHUNKS = 4
 

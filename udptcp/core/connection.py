@@ -299,10 +299,17 @@ class Connection(SegmentArrival):
         return None if since is None else since + limit
 
     def _on_keepalive_timer(self, now: float) -> None:
-        """RFC 9293 3.8.4: after keepalive_s of silence, probe; unanswered probes fail."""
+        """RFC 9293 3.8.4: after keepalive_s of silence with nothing outstanding, probe;
+        unanswered probes fail the connection."""
         config = self.config
         self.keepalive_at = None
         if self._state not in KEEPALIVE_STATES or config.keepalive_s is None:
+            return
+        if self.tx.in_flight or self.tx.buffered:
+            # Data is outstanding or queued: the retransmission and persist timers watch the
+            # peer, with their larger budget (as Linux's keepalive timer does).
+            self.keepalive_probes = 0
+            self.keepalive_at = now + config.keepalive_s
             return
         idle_until = self.last_heard + config.keepalive_s  # one expression, so no float gap
         if now < idle_until and not self.keepalive_probes:

@@ -14,6 +14,10 @@ from bisect import bisect_right, insort
 from udptcp.core.rangeset import RangeSet
 
 MAX_RECENT_BLOCKS = 4
+MIN_OOO_PIECES = 1024
+"""Out-of-order pieces always allowed; beyond ``max(this, 2 * window / mss)`` new ones are
+dropped (the sender retransmits them), so that a peer cutting its data into one-octet
+segments cannot make the window's worth of them cost a hundred times its size in memory."""
 
 
 class Receiver:
@@ -30,9 +34,11 @@ class Receiver:
         "held_bytes",
         "irs",
         "last_ack_sent",
+        "max_ooo_pieces",
         "mss",
         "ooo",
         "ooo_bytes",
+        "ooo_dropped",
         "ooo_ranges",
         "ooo_starts",
         "paused",
@@ -46,6 +52,7 @@ class Receiver:
     def __init__(self, buffer_bytes: int, mss: int) -> None:
         self.buffer_bytes = buffer_bytes
         self.mss = mss
+        self.max_ooo_pieces = max(MIN_OOO_PIECES, 2 * buffer_bytes // mss)
         self.irs = 0
         self.rcv_nxt = 0
         self.adv_right = 0
@@ -56,6 +63,7 @@ class Receiver:
         self.ooo_starts: list[int] = []
         self.ooo_ranges = RangeSet()
         self.ooo_bytes = 0
+        self.ooo_dropped = 0
         self.recent: list[int] = []
         self.dsack: tuple[int, int] | None = None
         self.fin_seq: int | None = None
@@ -145,6 +153,9 @@ class Receiver:
 
     def _store_ooo(self, seq: int, end: int, payload: memoryview) -> None:
         starts, ooo = self.ooo_starts, self.ooo
+        if len(starts) >= self.max_ooo_pieces:
+            self.ooo_dropped += 1
+            return
         i = bisect_right(starts, seq) - 1
         cursor = seq
         if i >= 0:
