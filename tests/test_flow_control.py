@@ -316,3 +316,20 @@ def test_window_shrunk_to_zero_with_data_in_flight_does_not_time_out() -> None:
         p.send(ACK, PEER_ISS + 1, ISS + 201, window=0)
         p.recv()
     assert p.state is S.ESTABLISHED
+
+
+def test_out_of_order_pieces_are_capped_so_tiny_segments_cannot_bloat_memory() -> None:
+    """A peer that cuts its data into one-octet segments and sends them out of order would
+    make each octet of the window cost a dictionary entry; past a bound (here 1024 pieces, for
+    a 64 KiB window) new pieces are dropped and acknowledged, and the sender resends them."""
+    p = established(BASIC.replace(recv_buffer_bytes=65536))
+    limit = p.conn.rx.max_ooo_pieces
+    assert limit == 1024
+    for k in range(1, 2 * limit + 1):  # every other octet, beyond a hole at PEER_ISS + 1
+        p.send(ACK, PEER_ISS + 1 + 2 * k, ISS + 1, b"x")
+    assert len(p.conn.rx.ooo_starts) == limit
+    assert p.conn.rx.ooo_dropped == limit
+    p.recv()
+    p.send(ACK, PEER_ISS + 1, ISS + 1, bytes(2 * limit + 2))  # the sender resends it all
+    assert p.conn.rx.rcv_nxt == PEER_ISS + 1 + 2 * limit + 2
+    assert not p.conn.rx.ooo_starts

@@ -31,10 +31,10 @@ SYN, RST, ACK = 0x02, 0x04, 0x10
 MAX_LINGER_TIME_WAITS = 4
 """Shutting down waits at most this many TIME_WAIT periods, however often FINs restart one."""
 _ISN_SECRET = os.urandom(SECRET_BYTES)
-LIVE: weakref.WeakSet[Endpoint] = weakref.WeakSet()
-"""Every endpoint whose socket is open, so a dying program can reset its connections."""
 """One key per process (RFC 6528's secret), so that successive connections between the same two
 addresses get ISNs that move forward with the clock, whichever endpoint opens them."""
+LIVE: weakref.WeakSet[Endpoint] = weakref.WeakSet()
+"""Every endpoint whose socket is open, so a dying program can reset its connections."""
 
 
 class EndpointCounters:

@@ -57,18 +57,15 @@ def track(endpoint: Endpoint) -> None:
     endpoint.closed.add_done_callback(lambda _: lingering.endpoints.discard(endpoint))
 
 
-def abort_all(loop: asyncio.AbstractEventLoop) -> int:
-    """Reset every connection on ``loop`` now; returns how many there were.
+def abort_all(loop: asyncio.AbstractEventLoop) -> None:
+    """Reset every connection on ``loop`` now (those in TIME_WAIT are done already).
 
     A program that is killed takes its connections' state with it. The kernel closes a dying
     process's TCP sockets and the peers learn of it; a udptcp program that is told to stop
     (SIGTERM, SIGINT) does the same by calling this, so that its peers fail at once instead
     of waiting out their retries.
     """
-    count = 0
     for endpoint in [ep for ep in LIVE if ep.loop is loop]:
         for transport in endpoint.connections:
             if transport.conn.state is not State.TIME_WAIT:
                 transport.abort()
-                count += 1
-    return count
