@@ -26,6 +26,7 @@ from udptcp.core import (
     StateChanged,
     reset_for_unknown,
 )
+from udptcp.core.state import MAY_SEND, SYNCHRONIZED, WRITABLE
 from udptcp.netem import Impairment, make_paths
 from udptcp.wire import Segment
 
@@ -52,9 +53,7 @@ class App:
     def pump(self) -> None:
         """Write what remains while the connection's send buffer has room (like drain())."""
         conn = self.conn
-        while self.sent < len(self.to_send) and conn.state in (
-            State.SYN_SENT, State.SYN_RCVD, State.ESTABLISHED, State.CLOSE_WAIT,
-        ):
+        while self.sent < len(self.to_send) and conn.state in MAY_SEND:
             room = self.write_limit - conn.send_buffered
             if room <= 0:
                 return
@@ -64,7 +63,7 @@ class App:
         if (
             self.close_when_sent
             and self.sent == len(self.to_send)
-            and conn.state in (State.ESTABLISHED, State.CLOSE_WAIT)
+            and conn.state in WRITABLE & SYNCHRONIZED
         ):
             conn.shutdown()
 

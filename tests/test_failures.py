@@ -31,7 +31,7 @@ from peer import (
 )
 
 from udptcp.core import CloseReason, ConnectionFailed, ConnectionTerminated, State, StateChanged
-from udptcp.core.arrival import reset_for_unknown
+from udptcp.core.checks import reset_for_unknown
 from udptcp.core.state import Cause
 from udptcp.wire import Segment
 

@@ -38,7 +38,6 @@ from udptcp.core import (
     LocalProtocolError,
     SendComplete,
     State,
-    StateChanged,
 )
 from udptcp.wire import Flags
 
@@ -471,18 +470,6 @@ def test_connect_twice_is_a_local_error() -> None:
     p = syn_sent()
     with pytest.raises(LocalProtocolError, match="needs a CLOSED connection"):
         p.conn.connect(0.0)
-
-
-def test_every_transition_taken_is_in_the_table() -> None:
-    from udptcp.core.state import TRANSITIONS
-
-    p = established()
-    p.conn.shutdown()
-    p.recv_one()
-    p.send(FIN | ACK, PEER_ISS + 1, ISS + 2)
-    for ev in p.events:
-        if isinstance(ev, StateChanged):
-            assert ev.new in TRANSITIONS[(ev.old, ev.cause)]
 
 
 def test_basic_peer_receives_no_options() -> None:

@@ -13,6 +13,8 @@ import math
 from dataclasses import dataclass, fields
 from typing import Any
 
+from udptcp.core.congestion import CONTROLLERS
+from udptcp.core.negotiated import MIN_MSS
 from udptcp.wire import HEADER_LEN
 
 MAX_DATAGRAM_BYTES = 65507
@@ -26,9 +28,6 @@ MAX_WINDOW_BYTES = 1 << 30
 """The largest receive window: as RFC 7323's, so that sequence comparisons modulo 2**32 hold."""
 MAX_SOCKET_BUFFER_BYTES = (1 << 31) - 1
 """SO_RCVBUF/SO_SNDBUF take a C int."""
-MIN_MSS = 64
-
-CONGESTION_CONTROLS = ("newreno", "cubic", "bbr")
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,9 +115,9 @@ class Config:
         _at_least("fin_wait_2_timeout_s", self.fin_wait_2_timeout_s, 0.0)
         _at_least("delayed_ack_s", self.delayed_ack_s, 0.0)
         _at_most("delayed_ack_s", self.delayed_ack_s, 0.5)  # RFC 9293 3.8.6.3
-        if self.congestion_control not in CONGESTION_CONTROLS:
+        if self.congestion_control not in CONTROLLERS:
             raise ValueError(
-                f"congestion_control must be one of {', '.join(CONGESTION_CONTROLS)}, "
+                f"congestion_control must be one of {', '.join(CONTROLLERS)}, "
                 f"got {self.congestion_control!r}"
             )
         _at_least("initial_window_segments", self.initial_window_segments, 1)

@@ -25,9 +25,8 @@ from udptcp.core import Connection, State, reset_for_unknown
 from udptcp.core.isn import SECRET_BYTES, isn_for
 from udptcp.log import get_logger
 from udptcp.transport import Address, StreamTransport, clock
-from udptcp.wire import MalformedSegment, decode_datagram, parse_options
+from udptcp.wire import ACK, RST, SYN, MalformedSegment, decode_datagram, parse_options
 
-SYN, RST, ACK = 0x02, 0x04, 0x10
 MAX_LINGER_TIME_WAITS = 4
 """Shutting down waits at most this many TIME_WAIT periods, however often FINs restart one."""
 _ISN_SECRET = os.urandom(SECRET_BYTES)
@@ -271,8 +270,7 @@ class Endpoint(asyncio.DatagramProtocol):
             cap = start + MAX_LINGER_TIME_WAITS * config.time_wait_s
             while self._by_peer:
                 ends = [
-                    t.conn.close_at for t in self._by_peer.values()
-                    if t.conn.state is State.TIME_WAIT and t.conn.close_at is not None
+                    end for t in self._by_peer.values() if (end := t.conn.time_wait_ends_at) is not None
                 ]
                 until = min(cap, max([start + config.time_wait_s, *ends]))
                 if until <= clock() or await self.wait_until(lambda: not self._by_peer, until - clock()):

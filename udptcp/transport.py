@@ -22,9 +22,9 @@ from udptcp.core import (
     DataReceived,
     EofReceived,
     SendComplete,
-    State,
     StateChanged,
 )
+from udptcp.core.state import ENDED, WRITABLE
 from udptcp.log import TRACE_LOGGER_NAME, debug_enabled, get_logger
 from udptcp.wire import MalformedSegment, Segment
 
@@ -243,10 +243,11 @@ class StreamTransport(asyncio.Transport):
                     "check that a udptcp server runs there and that UDP gets through"
                 )
             conn = self.conn
-            if conn.recovery.timeouts >= config.retries or conn.probes_out >= config.retries:
+            liveness = conn.liveness
+            if conn.recovery.timeouts >= config.retries or liveness.window_probes >= config.retries:
                 what = f"no acknowledgement after {config.retries} retransmissions"
-            elif conn.keepalive_probes:
-                what = f"no answer to {conn.keepalive_probes} keepalive probes"
+            elif liveness.keepalive_probes:
+                what = f"no answer to {liveness.keepalive_probes} keepalive probes"
             else:
                 what = f"data unacknowledged for user_timeout_s={config.user_timeout_s} s"
             return TimeoutError(
@@ -325,7 +326,7 @@ class StreamTransport(asyncio.Transport):
         self._closing = True
         self._eof_written = True
         self.conn.close()
-        if self.conn.state in (State.CLOSED, State.TIME_WAIT):
+        if self.conn.state in ENDED:
             self._connection_lost(self._error)
         self.pump_soon()
 
@@ -360,9 +361,7 @@ class StreamTransport(asyncio.Transport):
             raise TypeError(f"data must be bytes-like, not {type(data).__name__}")
         if self._eof_written and not self._lost:
             raise RuntimeError("Cannot call write() after write_eof()")
-        if self._lost or self.conn.state not in (
-            State.SYN_RCVD, State.ESTABLISHED, State.CLOSE_WAIT
-        ):
+        if self._lost or self.conn.state not in WRITABLE:
             self._writes_after_loss += 1
             if self._writes_after_loss == LOG_WRITES_AFTER_LOSS:
                 self._log.warning("writes to a closed udptcp connection are being dropped")
@@ -385,7 +384,7 @@ class StreamTransport(asyncio.Transport):
         if self._eof_written or self._lost:
             return
         self._eof_written = True
-        if self.conn.state in (State.SYN_RCVD, State.ESTABLISHED, State.CLOSE_WAIT):
+        if self.conn.state in WRITABLE:
             self.conn.shutdown()
             self.pump_soon()
 

@@ -15,19 +15,28 @@ from __future__ import annotations
 import enum
 import struct
 import zlib
+from collections.abc import Sequence
 from typing import NamedTuple
 
 __all__ = [
+    "ACK",
+    "FIN",
     "HEADER_LEN",
     "MAX_OPTIONS_LEN",
+    "PSH",
+    "RST",
+    "SYN",
     "VERSION",
     "Flags",
     "MalformedSegment",
     "Options",
     "Segment",
     "decode_datagram",
+    "decode_segment",
     "encode_datagram",
     "encode_options",
+    "encode_sack_option",
+    "encode_timestamps_option",
 ]
 
 VERSION = 1
@@ -62,16 +71,27 @@ MAX_SACK_BLOCKS_IN_OPTION = (255 - 2) // 8
 """The option's one-octet length field limits a SACK option to 31 blocks."""
 
 _ALIGNED_TIMESTAMPS = bytes((OPT_NOP, OPT_NOP, OPT_TIMESTAMPS, 10))
+_ALIGNED_TIMESTAMPS_OPTION = struct.Struct("!BBBBII")  # NOP, NOP, kind, length, TSval, TSecr
+_SACK_OPTION_PREFIX = bytes((OPT_NOP, OPT_NOP, OPT_SACK))
+
+FIN = 0x01
+SYN = 0x02
+RST = 0x04
+PSH = 0x08
+ACK = 0x10
+"""The control bits as plain ints, at TCP's bit positions. The per-segment code tests them with
+``flags & ACK``; :class:`Flags` is the same bits as an ``IntFlag`` for everything else (an
+``IntFlag`` operation builds a new member in Python code, which the hot path cannot afford)."""
 
 
 class Flags(enum.IntFlag):
     """Control bits, at TCP's bit positions so that captures read the same way."""
 
-    FIN = 0x01
-    SYN = 0x02
-    RST = 0x04
-    PSH = 0x08
-    ACK = 0x10
+    FIN = FIN
+    SYN = SYN
+    RST = RST
+    PSH = PSH
+    ACK = ACK
 
 
 class MalformedSegment(ValueError):  # noqa: N818 - the name is part of the public contract
@@ -199,6 +219,26 @@ def decode_datagram(
     return flags, seq, ack, window, view[header_len:], view[HEADER_LEN:header_len]
 
 
+def decode_segment(
+    data: bytes | bytearray | memoryview,
+) -> tuple[int, int, int, int, memoryview, tuple[int, int] | None, Options | None]:
+    """:func:`decode_datagram` with the options parsed, as a connection's receive path wants them.
+
+    Returns ``(flags, seq, ack, window, payload, timestamps, options)``. ``options`` is None when
+    the header has none or only the aligned timestamps option, the shape of every data segment
+    of a connection with timestamps: that case builds no :class:`Options` (``timestamps``
+    carries the pair either way). Raises :class:`MalformedSegment` like the two parsers.
+    """
+    flags, seq, ack, window, payload, raw = decode_datagram(data)
+    if raw is None:
+        return flags, seq, ack, window, payload, None, None
+    timestamps = parse_timestamps_fast(raw)
+    if timestamps is not None:
+        return flags, seq, ack, window, payload, timestamps, None
+    options = parse_options(raw)
+    return flags, seq, ack, window, payload, options.timestamps, options
+
+
 def encode_options(
     mss: int | None = None,
     sack_permitted: bool = False,
@@ -208,7 +248,7 @@ def encode_options(
     """Options as octets, padded with NOPs so the header stays a whole number of words."""
     parts: list[bytes] = []
     if timestamps is not None:
-        parts.append(_ALIGNED_TIMESTAMPS + _TIMESTAMPS.pack(*timestamps))
+        parts.append(encode_timestamps_option(*timestamps))
     if mss is not None:
         if not 0 < mss <= 0xFFFF:
             raise ValueError(f"mss must be in [1, 65535], got {mss}")
@@ -218,15 +258,29 @@ def encode_options(
     if sack:
         if len(sack) > MAX_SACK_BLOCKS_IN_OPTION:
             raise ValueError(f"at most {MAX_SACK_BLOCKS_IN_OPTION} SACK blocks fit one option")
-        parts.append(
-            bytes((OPT_NOP, OPT_NOP, OPT_SACK, 2 + 8 * len(sack)))
-            + b"".join(_SACK_BLOCK.pack(start, end) for start, end in sack)
-        )
+        parts.append(encode_sack_option(sack))
     raw = b"".join(parts)
     if len(raw) > MAX_OPTIONS_LEN:
         raise ValueError(f"options take {len(raw)} octets; at most {MAX_OPTIONS_LEN} fit")
     pad = -len(raw) & 3
     return raw + bytes((OPT_NOP,)) * pad if pad else raw
+
+
+def encode_timestamps_option(tsval: int, tsecr: int) -> bytes:
+    """The timestamps option, NOP-aligned to 12 octets (RFC 7323 appendix A's layout).
+
+    Every segment of a connection with timestamps carries it, so it is one precompiled pack;
+    :func:`parse_timestamps_fast` recognises exactly this shape on the way in.
+    """
+    return _ALIGNED_TIMESTAMPS_OPTION.pack(OPT_NOP, OPT_NOP, OPT_TIMESTAMPS, 10, tsval, tsecr)
+
+
+def encode_sack_option(blocks: Sequence[tuple[int, int]]) -> bytes:
+    """A SACK option of 32-bit ``(left, right)`` edges, NOP-aligned (2 + 8n octets after the NOPs)."""
+    return (
+        _SACK_OPTION_PREFIX + bytes((2 + 8 * len(blocks),))
+        + b"".join([_SACK_BLOCK.pack(start, end) for start, end in blocks])
+    )
 
 
 def parse_timestamps_fast(raw: memoryview) -> tuple[int, int] | None:

@@ -5,7 +5,7 @@ timer deadline come out. The asyncio endpoint (``udptcp.endpoint``) is one drive
 simulator in ``tests/sim.py`` is another.
 """
 
-from udptcp.core.arrival import reset_for_unknown
+from udptcp.core.checks import reset_for_unknown
 from udptcp.core.connection import Connection
 from udptcp.core.errors import LocalProtocolError
 from udptcp.core.events import (

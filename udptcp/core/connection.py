@@ -4,17 +4,22 @@ Drive it like aioquic's ``QuicConnection``: feed ``receive_datagram(data, now)``
 application's ``send``/``shutdown``/``close``/``abort``, and ``handle_timer(now)`` when
 ``get_timer()`` comes due; collect ``datagrams_to_send(now)`` and ``next_event()``.
 
-This module holds the application's calls, the timers and the state changes; segment arrival
-(RFC 9293 3.10.7) is in ``udptcp.core.arrival`` and sending in ``udptcp.core.output``.
+This class holds the application's calls, segment arrival (RFC 9293 3.10.7, each stage in its
+own method, in RFC order), the timers' effects and the events. What it is made of lives in
+modules of their own, each given only what it works on: the two halves of the byte stream
+(``sender``, ``receiver``), loss recovery, the congestion controller, the send path
+(``output``), the acceptance checks (``checks``), the liveness probes (``liveness``), the
+deadlines (``timers``), and the state machine (``state``), which alone decides state changes.
 """
 
 from __future__ import annotations
 
 from collections import deque
+from typing import TYPE_CHECKING
 
-from udptcp.config import Config
 from udptcp.core import congestion
-from udptcp.core.arrival import SegmentArrival
+from udptcp.core.acks import AckHandler
+from udptcp.core.checks import ChallengeAcks, in_window, may_reopen, paws_ok, reset_for_unknown
 from udptcp.core.errors import LocalProtocolError
 from udptcp.core.events import (
     CloseReason,
@@ -24,29 +29,48 @@ from udptcp.core.events import (
     DataReceived,
     EofReceived,
     Event,
+    SendComplete,
     StateChanged,
 )
+from udptcp.core.handshake import Handshake
+from udptcp.core.liveness import Liveness, Verdict
+from udptcp.core.negotiated import Negotiated
 from udptcp.core.output import Output
 from udptcp.core.pacing import Pacer
 from udptcp.core.receiver import Receiver
 from udptcp.core.recovery import LossRecovery
 from udptcp.core.rtt import RttEstimator
-from udptcp.core.sender import RateSample, Sender
-from udptcp.core.seqnum import SEQ_MASK, unwrap
-from udptcp.core.state import KEEPALIVE_STATES, MAY_RECEIVE, MAY_SEND, OUR_FIN_SENT, TRANSITIONS, Cause, State
+from udptcp.core.sender import Sender
+from udptcp.core.seqnum import SEQ_MASK, seq_lt, unwrap
+from udptcp.core.state import (
+    AWAITING_SYN,
+    KEEPALIVE_STATES,
+    MAY_RECEIVE,
+    MAY_SEND,
+    ON_CLOSE,
+    ON_TIMEOUT,
+    OUR_FIN_SENT,
+    RESET_ON_ABORT,
+    RESET_ON_FAILURE,
+    USER_TIMEOUT_STATES,
+    Cause,
+    State,
+    next_state,
+)
 from udptcp.core.stats import ConnectionStats
+from udptcp.core.timers import Timer, Timers
+from udptcp.wire import ACK, FIN, PSH, RST, SYN, MalformedSegment, Options, decode_segment
 
-FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
+if TYPE_CHECKING:
+    from udptcp.config import Config
 
 INCARNATION_GAP = (1 << 16) + 2
 """How far beyond the old incarnation's last sequence number a new one starts (as Linux)."""
 
 S = State
-USER_TIMEOUT_STATES = (KEEPALIVE_STATES | OUR_FIN_SENT) - {S.TIME_WAIT}
-"""States in which unacknowledged data or a silent peer can time out the connection."""
 
 
-class Connection(SegmentArrival):
+class Connection:
     """A TCP-like connection: handshake, reliable ordered data, half-close, resets, timers."""
 
     def __init__(self, config: Config, *, isn: int) -> None:
@@ -54,6 +78,8 @@ class Connection(SegmentArrival):
             raise ValueError(f"isn must be a 32-bit unsigned int, got {isn}")
         self.config = config
         self.stats = ConnectionStats()
+        self.timers = Timers()
+        self.liveness = Liveness(config, self.timers, self.stats)
         self._state = S.CLOSED
         self._events: deque[Event] = deque()
         self._now = 0.0
@@ -61,35 +87,29 @@ class Connection(SegmentArrival):
         self._app_closed = False
         self._eof_pending = False
         self._send_complete = False
+        self._probe_due = False
+        self._start(isn)
+
+    def _start(self, isn: int) -> None:
+        """The parts that one incarnation of the connection is made of, from our ISN on."""
+        config = self.config
         self.tx = Sender()
         self.tx.start(isn)
         self.tx.max_seg = config.mss
-        self.rx = Receiver(config.recv_buffer_bytes, config.mss)
+        self.rx = Receiver(config.recv_buffer_bytes, config.mss, self.timers)
         self.rtt = RttEstimator(config.rto_initial_s, config.rto_min_s, config.rto_max_s)
-        self.cc = congestion.create(
-            config.congestion_control, config.mss, config.initial_window_segments
+        self.cc = congestion.create(config.congestion_control, config.mss, config.initial_window_segments)
+        self.recovery = LossRecovery(
+            self.tx, self.rtt, self.cc, self.stats, self.timers, config.delayed_ack_s
         )
-        self.recovery = LossRecovery(self.tx, self.rtt, self.cc, self.stats, config.delayed_ack_s)
         self.pacer = Pacer(config.mss)
-        self.rate_sample = RateSample()
-        self.out = Output(self)
-        self.sack_ok = False
-        self.ts_ok = False
-        self.syn_tries = 0
-        self.syn_at: float | None = None
-        self.syn_sent_at = 0.0
-        self.syn_due = False
-        self.close_at: float | None = None
-        self.persist_at: float | None = None
-        self.probes_out = 0
-        self.persist_backoff = 0
-        self.probe_due = False
-        self.last_heard = 0.0
-        self.keepalive_at: float | None = None
-        self.keepalive_probes = 0
-        self.unacked_since: float | None = None
-        self._challenge_window = -1
-        self._challenges = 0
+        self.neg = Negotiated(ts_offset=isn)
+        self.out = Output(config, self.neg, self.tx, self.rx, self.recovery, self.cc, self.pacer,
+                          self.rtt, self.stats)
+        self._challenges = ChallengeAcks(self.rx, self.stats)
+        self.acks = AckHandler(self.tx, self.rx, self.neg, self.recovery, self.liveness, self._challenges)
+        self.handshake = Handshake(config, self.timers, self.neg, self.tx, self.rx, self.rtt, self.cc,
+                                   self.pacer, self.recovery, self.out)
 
     # -- what the driver reads -------------------------------------------------------------
 
@@ -103,23 +123,46 @@ class Connection(SegmentArrival):
         """Octets the application queued that the peer has not acknowledged yet."""
         return self.tx.buffered
 
+    @property
+    def sack_ok(self) -> bool:
+        """Both sides use SACK."""
+        return self.neg.sack
+
+    @property
+    def ts_ok(self) -> bool:
+        """Both sides use timestamps."""
+        return self.neg.timestamps
+
+    @property
+    def time_wait_ends_at(self) -> float | None:
+        """In TIME_WAIT, when it ends (a retransmitted FIN of the peer pushes it back)."""
+        return self.timers.deadline(Timer.CLOSE) if self._state is S.TIME_WAIT else None
+
     def next_event(self) -> Event | None:
         """The oldest event not yet taken, or None."""
         return self._events.popleft() if self._events else None
 
     def get_timer(self) -> float | None:
         """When ``handle_timer`` must next be called, or None if nothing is pending."""
-        best = self.recovery.deadline()
-        for t in (self.syn_at, self.rx.delack_at, self.persist_at, self.close_at,
-                  self.out.pace_at, self.keepalive_at, self._user_timeout_at()):
-            if t is not None and (best is None or t < best):
-                best = t
-        return best
+        return self.timers.earliest()
 
     def datagrams_to_send(self, now: float) -> list[bytes]:
         """Every datagram that is due now (the congestion window and pacing permitting)."""
         self._now = now
-        return self.out.collect(now)
+        out = self.out
+        datagrams = out.collect(now, self._state, self.handshake.due, self._probe_due)
+        if out.syn_sent:
+            self.handshake.sent(now)
+        if out.probe_done:
+            self._probe_due = False
+        if out.new_data_sent:
+            self.recovery.on_sent(now)
+            self.liveness.data_sent(now)
+        if out.window_closed:
+            self.liveness.window_closed(now, self.rtt.rto_s)
+        if out.pace_at is not None:
+            self.timers.arm(Timer.PACING, out.pace_at)
+        return datagrams
 
     # -- what the application does ---------------------------------------------------------
 
@@ -127,15 +170,15 @@ class Connection(SegmentArrival):
         """Active open: send a SYN (CLOSED -> SYN_SENT)."""
         self._need(S.CLOSED, "connect")
         self._now = now
-        self.last_heard = now
-        self._set_state(S.SYN_SENT, Cause.ACTIVE_OPEN)
-        self.syn_due = True
+        self.liveness.last_heard = now
+        self._apply(Cause.ACTIVE_OPEN)
+        self.handshake.due = True
 
     def listen(self) -> None:
         """Passive open: wait for a SYN (CLOSED -> LISTEN)."""
         self._need(S.CLOSED, "listen")
         self._passive = True
-        self._set_state(S.LISTEN, Cause.PASSIVE_OPEN)
+        self._apply(Cause.PASSIVE_OPEN)
 
     def send(self, data: bytes | bytearray | memoryview) -> None:
         """Queue data; it goes out as the windows allow, once the connection is established."""
@@ -150,14 +193,10 @@ class Connection(SegmentArrival):
     def shutdown(self) -> None:
         """RFC 9293 CLOSE: no more data from us; a FIN follows what is queued (half-close)."""
         state = self._state
-        if state in (S.LISTEN, S.SYN_SENT):
-            self._set_state(S.CLOSED, Cause.CLOSE)
-        elif state in (S.SYN_RCVD, S.ESTABLISHED):
-            self.tx.fin_seq = self.tx.data_end
-            self._set_state(S.FIN_WAIT_1, Cause.CLOSE)
-        elif state is S.CLOSE_WAIT:
-            self.tx.fin_seq = self.tx.data_end
-            self._set_state(S.LAST_ACK, Cause.CLOSE)
+        if state in ON_CLOSE:
+            if ON_CLOSE[state] in OUR_FIN_SENT:
+                self.tx.fin_seq = self.tx.data_end  # our FIN follows what is queued
+            self._apply(Cause.CLOSE)
         elif state is not S.CLOSED and self.tx.fin_seq is None:
             raise LocalProtocolError(f"cannot shut down in state {state.name}")
 
@@ -171,41 +210,30 @@ class Connection(SegmentArrival):
         if self.rx.held_bytes:
             self.abort()
             return
-        if self._state in (S.LISTEN, S.SYN_SENT, S.SYN_RCVD, S.ESTABLISHED, S.CLOSE_WAIT):
+        if self._state in ON_CLOSE:
             self.shutdown()
-        elif self._state is S.FIN_WAIT_2 and self.close_at is None:
-            self.close_at = self._now + self.config.fin_wait_2_timeout_s
+        elif self._state is S.FIN_WAIT_2:
+            self.timers.arm_if_idle(Timer.CLOSE, self._now + self.config.fin_wait_2_timeout_s)
 
     def abort(self) -> None:
         """Drop the connection at once; the peer gets a RST if it knows of us."""
-        if self._state in (S.SYN_RCVD, S.ESTABLISHED, S.FIN_WAIT_1, S.FIN_WAIT_2, S.CLOSE_WAIT):
+        if self._state in RESET_ON_ABORT:
             self.out.queue_control(RST | ACK, self.tx.nxt)
         if self._state is not S.CLOSED:
-            self._set_state(S.CLOSED, Cause.ABORT)
+            self._apply(Cause.ABORT)
 
     def successor_isn(self, syn_seq: int, syn_tsval: int | None = None) -> int | None:
-        """In TIME_WAIT, the ISN for a new incarnation that this SYN may open, else None.
-
-        RFC 1122 4.2.2.13 and RFC 6191: a SYN may reopen the pair early if its timestamp is
-        newer than any the old incarnation saw (both used timestamps) or, without them, if its
-        sequence number lies beyond everything the old incarnation received. The new
-        incarnation starts beyond everything the old one sent, and PAWS or the sequence
-        numbers keep any old segment out of the new windows.
-        """
-        if self._state is not S.TIME_WAIT:
-            return None
-        recent = self.rx.ts_recent
-        if self.ts_ok and recent is not None and syn_tsval is not None:
-            if not 0 < (syn_tsval - recent) & SEQ_MASK < 0x80000000:
-                return None
-        elif unwrap(syn_seq, self.rx.rcv_nxt) <= self.rx.rcv_nxt:
+        """In TIME_WAIT, the ISN for a new incarnation that this SYN may open (``may_reopen``),
+        else None. It starts beyond everything the old incarnation sent, so PAWS or the sequence
+        numbers keep any old segment out of the new windows (RFC 6191)."""
+        if self._state is not S.TIME_WAIT or not may_reopen(self.rx, self.neg, syn_seq, syn_tsval):
             return None
         return (self.tx.nxt + INCARNATION_GAP) & SEQ_MASK
 
     def end_time_wait(self) -> None:
         """A new incarnation takes over the pair of addresses (after ``successor_isn``)."""
         self._need(S.TIME_WAIT, "end_time_wait")
-        self._set_state(S.CLOSED, Cause.RCV_SYN)
+        self._apply(Cause.RCV_SYN)
 
     def destination_unreachable(self) -> None:
         """The network reported the peer's port unreachable (an ICMP error on the socket).
@@ -240,108 +268,290 @@ class Connection(SegmentArrival):
     def handle_timer(self, now: float) -> None:
         """Run every timer that is due at ``now``."""
         self._now = now
-        if self.close_at is not None and now >= self.close_at:
-            self.close_at = None
-            if self._state is S.TIME_WAIT:
-                self._set_state(S.CLOSED, Cause.TIME_WAIT_TIMEOUT)
-            elif self._state is S.FIN_WAIT_2:
-                self._set_state(S.CLOSED, Cause.FIN_WAIT_2_TIMEOUT)
+        timers = self.timers
+        if timers.fire(Timer.CLOSE, now):
+            cause = ON_TIMEOUT.get(self._state)
+            if cause is not None:
+                self._apply(cause)
             return
-        if self.syn_at is not None and now >= self.syn_at:
-            self._on_handshake_timeout()
-            return
-        rec = self.recovery
-        if rec.rto_at is not None and now >= rec.rto_at:
-            if self.tx.wnd == 0 and now - self.last_heard < self.config.rto_max_s:
-                rec.timeouts = 0  # the peer shrank its window but answers: these are probes
-            if rec.timeouts >= self.config.retries:
-                self._fail(CloseReason.TIMED_OUT, Cause.RETRIES_EXHAUSTED, send_reset=True)
+        if timers.fire(Timer.HANDSHAKE, now):
+            if self.handshake.retry():
                 return
-            rec.on_rto(now)
-        elif rec.pto_at is not None and now >= rec.pto_at:
-            rec.pto_at = None
-            self.probe_due = True
-        if rec.reo_at is not None and now >= rec.reo_at:
-            rec.on_reorder_timer(now)
-        if self.rx.delack_at is not None and now >= self.rx.delack_at:
-            self.rx.delack_at = None
-            self.rx.ack_now = True
-        if self.persist_at is not None and now >= self.persist_at:
-            self._on_persist_timeout(now)
-        if self.out.pace_at is not None and now >= self.out.pace_at:
-            self.out.pace_at = None
-        if self.keepalive_at is not None and now >= self.keepalive_at:
-            self._on_keepalive_timer(now)
-        user_timeout_at = self._user_timeout_at()
-        if user_timeout_at is not None and now >= user_timeout_at:
-            self._fail(CloseReason.TIMED_OUT, Cause.USER_TIMEOUT, send_reset=True)
-
-    def _on_handshake_timeout(self) -> None:
-        self.syn_at = None
-        if self.syn_tries >= self.config.syn_retries:
-            if self._state is S.SYN_RCVD and self._passive:
-                self._set_state(S.LISTEN, Cause.RETRIES_EXHAUSTED)
+            if self._passive:  # a half-open connection no application waits for: back to LISTEN
+                self._apply(Cause.RETRIES_EXHAUSTED)
             else:
                 self._fail(CloseReason.TIMED_OUT, Cause.RETRIES_EXHAUSTED, send_reset=False)
             return
-        self.syn_tries += 1
-        self.rtt.on_timeout()
-        self.syn_due = True
+        if timers.due(Timer.RTO, now):
+            if not self._on_rto(now):
+                return
+        elif timers.fire(Timer.PROBE, now):
+            self._probe_due = True
+        if timers.fire(Timer.REORDER, now):
+            self.recovery.on_reorder_timer(now)
+        if timers.fire(Timer.DELAYED_ACK, now):
+            self.rx.ack_now = True
+        if timers.fire(Timer.PERSIST, now):
+            self._act(self.liveness.on_persist_timer(now, self.rtt.rto_s))
+        timers.fire(Timer.PACING, now)  # the send path is about to run, which is all it asks
+        if timers.fire(Timer.KEEPALIVE, now):
+            tx = self.tx
+            busy = tx.in_flight or bool(tx.buffered)
+            self._act(self.liveness.on_keepalive_timer(now, self._state in KEEPALIVE_STATES, busy))
+        if timers.fire(Timer.USER_TIMEOUT, now) and self._state in USER_TIMEOUT_STATES:
+            self._fail(CloseReason.TIMED_OUT, Cause.USER_TIMEOUT, send_reset=True)
 
-    def _user_timeout_at(self) -> float | None:
-        """When the user timeout (RFC 5482) fails the connection, if it is running."""
-        limit = self.config.user_timeout_s
-        if limit is None or self._state not in USER_TIMEOUT_STATES:
-            return None
-        since = self.unacked_since
-        if self.keepalive_probes and (since is None or self.last_heard < since):
-            since = self.last_heard  # keepalive probes unanswered: silence counts too (as Linux)
-        return None if since is None else since + limit
-
-    def _on_keepalive_timer(self, now: float) -> None:
-        """RFC 9293 3.8.4: after keepalive_s of silence with nothing outstanding, probe;
-        unanswered probes fail the connection."""
-        config = self.config
-        self.keepalive_at = None
-        if self._state not in KEEPALIVE_STATES or config.keepalive_s is None:
-            return
-        if self.tx.in_flight or self.tx.buffered:
-            # Data is outstanding or queued: the retransmission and persist timers watch the
-            # peer, with their larger budget (as Linux's keepalive timer does).
-            self.keepalive_probes = 0
-            self.keepalive_at = now + config.keepalive_s
-            return
-        idle_until = self.last_heard + config.keepalive_s  # one expression, so no float gap
-        if now < idle_until and not self.keepalive_probes:
-            self.keepalive_at = idle_until
-            return
-        if self.keepalive_probes >= config.keepalive_probes and config.user_timeout_s is None:
+    def _on_rto(self, now: float) -> bool:
+        """The retransmission timer ran out: back off and resend, or give up (False)."""
+        rec = self.recovery
+        if self.tx.wnd == 0 and now - self.liveness.last_heard < self.config.rto_max_s:
+            rec.timeouts = 0  # the peer shrank its window but answers: these are probes
+        if rec.timeouts >= self.config.retries:
             self._fail(CloseReason.TIMED_OUT, Cause.RETRIES_EXHAUSTED, send_reset=True)
-            return
-        self.keepalive_probes += 1
-        self.stats.keepalive_probes += 1
-        self.out.queue_probe()
-        self.keepalive_at = now + config.keepalive_interval_s
+            return False
+        rec.on_rto(now)
+        return True
 
-    def _heard_from_peer(self, now: float) -> None:
-        self.last_heard = now
-        if self.keepalive_probes:
-            self.keepalive_probes = 0
-            self.keepalive_at = None
-        if self.keepalive_at is None and self.config.keepalive_s is not None:
-            self.keepalive_at = now + self.config.keepalive_s
-
-    def _on_persist_timeout(self, now: float) -> None:
-        self.persist_at = None
-        if self.probes_out >= self.config.retries:
+    def _act(self, verdict: Verdict | None) -> None:
+        """Do what a liveness timer asks: probe the peer, or give up on it."""
+        if verdict is Verdict.PROBE:
+            self.out.queue_probe()
+        elif verdict is Verdict.GIVE_UP:
             self._fail(CloseReason.TIMED_OUT, Cause.RETRIES_EXHAUSTED, send_reset=True)
+
+    # -- segment arrival (RFC 9293 3.10.7) ---------------------------------------------------
+
+    def receive_datagram(self, data: bytes | bytearray | memoryview, now: float) -> None:
+        """Process one datagram from the peer. Invalid ones are dropped and counted."""
+        self._now = now
+        stats = self.stats
+        stats.segments_received += 1
+        try:
+            flags, seq, ack, wnd, payload, ts, opts = decode_segment(data)
+        except MalformedSegment:
+            stats.dropped_malformed += 1
             return
-        self.probes_out += 1
-        self.persist_backoff += 1
-        self.stats.window_probes += 1
-        self.out.queue_probe()
-        interval = self.rtt.rto_s * (1 << min(self.persist_backoff, 16))
-        self.persist_at = now + min(interval, self.config.rto_max_s)
+        if ts is not None and not self.neg.timestamps and self._state not in AWAITING_SYN:
+            ts = None  # not agreed: the option means nothing here (RFC 7323 3.2)
+        state = self._state
+        if state is S.ESTABLISHED and opts is None and (
+            self._predicted(flags, seq, ack, wnd, payload, ts, now)
+        ):
+            return
+        if state is S.LISTEN:
+            if self.handshake.on_listen(flags, seq, ack, wnd, opts, ts, now) is not None:
+                self.liveness.last_heard = now
+                self._apply(Cause.RCV_SYN)
+        elif state is S.SYN_SENT:
+            self._on_syn_sent(flags, seq, ack, wnd, payload, opts, ts, now)
+        elif state is S.CLOSED:
+            reply = reset_for_unknown(data)
+            if reply is not None:
+                self.out.queue_raw(reply)
+        else:
+            self.liveness.heard(now, state in KEEPALIVE_STATES)
+            self._on_synchronized(flags, seq, ack, wnd, payload, opts, ts, now)
+
+    def _predicted(
+        self, flags: int, seq32: int, ack32: int, wnd: int, payload: memoryview,
+        ts: tuple[int, int] | None, now: float,
+    ) -> bool:
+        """Header prediction (Linux's ``tcp_rcv_established`` fast path) for the two segments
+        a bulk transfer is made of: the next in-order data with nothing else in it, and a pure
+        ACK of new data. Anything unusual returns False and takes the full RFC 9293 path.
+        """
+        rx, tx = self.rx, self.tx
+        rcv_nxt = rx.rcv_nxt
+        if (
+            flags & ~PSH != ACK
+            or seq32 != rcv_nxt & SEQ_MASK
+            or wnd != tx.wnd
+            or rx.ooo_starts
+            or rx.paused
+            or rx.fin_seq is not None
+        ):
+            return False
+        recent = rx.ts_recent
+        if ts is not None and recent is not None and seq_lt(ts[0], recent):
+            return False  # PAWS has something to say: let the full path decide
+        size = len(payload)
+        if size:
+            if ack32 != tx.una & SEQ_MASK or size > rx.adv_right - rcv_nxt or self._app_closed:
+                return False
+            if ts is not None:
+                rx.update_ts_recent(ts[0], rcv_nxt, now)
+            rx.rcv_nxt = rcv_nxt + size
+            rx.count_for_ack(now, self.config.delayed_ack_s)
+            self.stats.bytes_received += size
+            self._events.append(DataReceived(payload))
+        else:
+            ack = unwrap(ack32, tx.una)
+            if not tx.una < ack <= tx.nxt:
+                return False
+            if ts is not None:
+                rx.update_ts_recent(ts[0], rcv_nxt, now)
+            tx.wl1 = rcv_nxt
+            tx.wl2 = ack
+            self.liveness.ack_received(tx.wnd > 0)
+            self.acks.on_new_ack(ack, [], None, ts, now)
+            self._check_fin_acked()
+        self.liveness.heard(now, True)
+        return True
+
+    def _on_syn_sent(
+        self, flags: int, seq: int, ack: int, wnd: int, payload: memoryview,
+        opts: Options | None, ts: tuple[int, int] | None, now: float,
+    ) -> None:
+        cause = self.handshake.on_syn_sent(flags, seq, ack, wnd, opts, ts, now)
+        if cause is Cause.RCV_RST:
+            self._fail(CloseReason.REFUSED, Cause.RCV_RST, send_reset=False)
+            return
+        if cause is None:
+            return
+        self.liveness.last_heard = now
+        self._apply(cause)
+        if cause is Cause.RCV_SYN_ACK:
+            # RFC 9293 3.10.7.3: text and FIN in the SYN-ACK are processed as in ESTABLISHED.
+            start = self.rx.rcv_nxt
+            if payload:
+                self._on_data(start, payload, now)
+            if flags & FIN:
+                self._on_fin(start + len(payload))
+
+    def _on_synchronized(
+        self, flags: int, seq32: int, ack32: int, wnd: int, payload: memoryview,
+        opts: Options | None, ts: tuple[int, int] | None, now: float,
+    ) -> None:
+        rx, stats = self.rx, self.stats
+        state = self._state
+        seq = unwrap(seq32, rx.rcv_nxt)
+        if state is S.SYN_RCVD and flags & SYN and not flags & RST and seq == rx.irs:
+            if not flags & ACK:
+                self.handshake.due = True  # our SYN-ACK was lost: the peer repeated its SYN
+                return
+            flags &= ~SYN  # simultaneous open: the peer's SYN-ACK; its SYN is known, use the ACK
+            seq += 1
+        if ts is not None and not flags & RST and not paws_ok(rx, ts[0], now):
+            stats.paws_rejected += 1
+            rx.ack_now = True
+            return
+        if state is S.TIME_WAIT and flags & FIN and not flags & (RST | SYN) and (
+            seq + len(payload) + 1 == rx.rcv_nxt
+        ):
+            rx.ack_now = True  # the peer missed our last ACK: acknowledge again, wait anew
+            self.timers.arm(Timer.CLOSE, now + self.config.time_wait_s)
+            stats.duplicate_segments += 1
+            return
+        if not in_window(rx, flags, seq, len(payload)):
+            if not flags & RST:
+                rx.ack_now = True
+                end = seq + len(payload)
+                if payload and end <= rx.rcv_nxt:
+                    rx.dsack = (seq, end)  # all of it arrived before: tell the sender (RFC 2883)
+                    stats.duplicate_segments += 1
+                else:
+                    stats.dropped_out_of_window += 1
+                if flags & ACK and rx.window == 0 and state is not S.SYN_RCVD:
+                    self._on_ack(ack32, wnd, seq, opts, ts, now, ACK, 0)  # a window probe's ACK
+            return
+        if flags & RST:
+            self._on_rst(seq)
+            return
+        if flags & SYN:
+            if state is S.SYN_RCVD and self._passive:
+                self._apply(Cause.RCV_SYN)
+            else:
+                self._challenges.send(now)
+            return
+        if not flags & ACK:
+            return
+        if ts is not None:
+            rx.update_ts_recent(ts[0], seq, now)
+        if state is S.SYN_RCVD:
+            if not self.handshake.on_ack_of_syn(ack32, wnd, seq, now):
+                return
+            self._apply(Cause.RCV_ACK_OF_SYN)
+        if not self._on_ack(ack32, wnd, seq, opts, ts, now, flags, len(payload)):
+            return
+        if payload:
+            self._on_data(seq, payload, now)
+        if flags & FIN:
+            self._on_fin(seq + len(payload))
+        elif rx.fin_seq is not None and rx.rcv_nxt == rx.fin_seq:
+            self._on_fin(rx.fin_seq)
+
+    def _on_rst(self, seq: int) -> None:
+        """RFC 5961 3.2: only a RST at exactly RCV.NXT resets; one inside the window is challenged."""
+        if seq != self.rx.rcv_nxt:
+            self._challenges.send(self._now)
+        elif self._state is S.TIME_WAIT:
+            # RFC 1337 (Linux's tcp_rfc1337=1): a RST must not cut TIME_WAIT short, or an old
+            # segment could reach the next connection between these addresses after all.
+            self.stats.resets_ignored += 1
+        elif self._state is S.SYN_RCVD and self._passive:
+            self._apply(Cause.RCV_RST)
+        else:
+            reason = CloseReason.REFUSED if self._state is S.SYN_RCVD else CloseReason.RESET
+            self._fail(reason, Cause.RCV_RST, send_reset=False)
+
+    def _on_ack(
+        self, ack32: int, wnd: int, seq: int, opts: Options | None, ts: tuple[int, int] | None,
+        now: float, flags: int, data_len: int,
+    ) -> bool:
+        """RFC 9293 3.10.7.4 fifth check (``acks``); False when the segment must be dropped."""
+        if not self.acks.on_ack_field(ack32, wnd, seq, opts, ts, now, flags, data_len):
+            return False
+        self._check_fin_acked()
+        return True
+
+    def _check_fin_acked(self) -> None:
+        tx = self.tx
+        if tx.fin_seq is not None and tx.una > tx.fin_seq:
+            self._on_fin_acked()
+
+    def _on_fin_acked(self) -> None:
+        if self._apply(Cause.RCV_ACK_OF_FIN) and self._state is S.FIN_WAIT_2 and self._app_closed:
+            self.timers.arm(Timer.CLOSE, self._now + self.config.fin_wait_2_timeout_s)
+        if not self._send_complete:
+            self._send_complete = True
+            self._events.append(SendComplete())
+
+    def _on_data(self, seq: int, payload: memoryview, now: float) -> None:
+        rx = self.rx
+        if self._state not in MAY_RECEIVE:
+            return  # the peer's FIN came before: RFC 9293 says ignore the text
+        end = seq + len(payload)
+        if self._app_closed and end > rx.rcv_nxt:
+            # Nobody will read it: tell the peer with a RST rather than drop it silently.
+            self.out.queue_control(RST | ACK, self.tx.nxt)
+            self._events.append(ConnectionFailed(CloseReason.RESET_AFTER_CLOSE))
+            self._apply(Cause.RCV_DATA_AFTER_CLOSE)
+            return
+        before = rx.rcv_nxt
+        ready = rx.accept(seq, payload, now, self.config.delayed_ack_s)
+        if rx.rcv_nxt == before:
+            self.stats.duplicate_segments += 1
+        self.stats.bytes_received += rx.rcv_nxt - before
+        events = self._events
+        for chunk in ready:
+            events.append(DataReceived(chunk))
+
+    def _on_fin(self, fin_seq: int) -> None:
+        rx = self.rx
+        if self._state not in MAY_RECEIVE:
+            return
+        if fin_seq != rx.rcv_nxt:
+            if fin_seq > rx.rcv_nxt:
+                rx.fin_seq = fin_seq  # data before it is missing: take the FIN once it is here
+            return
+        rx.rcv_nxt += 1
+        rx.fin_seq = None
+        rx.ack_now = True
+        if rx.held_bytes:
+            self._eof_pending = True
+        else:
+            self._events.append(EofReceived())
+        self._apply(Cause.RCV_FIN)
 
     # -- state changes ---------------------------------------------------------------------
 
@@ -352,53 +562,38 @@ class Connection(SegmentArrival):
             )
 
     def _fail(self, reason: CloseReason, cause: Cause, *, send_reset: bool) -> None:
-        if send_reset and self._state not in (S.SYN_SENT, S.LISTEN, S.CLOSED):
+        if send_reset and self._state in RESET_ON_FAILURE:
             self.out.queue_control(RST | ACK, self.tx.nxt)
         self._events.append(ConnectionFailed(reason))
-        self._set_state(S.CLOSED, cause)
+        self._apply(cause)
 
-    def _set_state(self, new: State, cause: Cause) -> None:
+    def _apply(self, cause: Cause) -> bool:
+        """Take the edge the state machine has for ``cause`` here, if any; True if one was taken.
+
+        ``state.next_state`` decides; this method only carries out what entering the new state
+        means for the connection's timers and events.
+        """
         old = self._state
-        allowed = TRANSITIONS.get((old, cause))
-        if allowed is None or new not in allowed:
-            raise AssertionError(f"illegal transition {old.name} --{cause.value}--> {new.name}")
+        new = next_state(old, cause, passive=self._passive)
+        if new is None:
+            return False
         self._state = new
         self._events.append(StateChanged(old, new, cause))
         if new is S.ESTABLISHED:
             self._events.append(ConnectionEstablished())
-            if self.config.keepalive_s is not None:
-                self.keepalive_at = self._now + self.config.keepalive_s
+            self.liveness.start_keepalive(self._now)
         elif new is S.TIME_WAIT:
             self._stop_timers()
-            self.close_at = self._now + self.config.time_wait_s
+            self.timers.arm(Timer.CLOSE, self._now + self.config.time_wait_s)
         elif new is S.CLOSED or (new is S.LISTEN and old is S.SYN_RCVD):
             self._stop_timers()
-            self.close_at = None
             self._events.append(ConnectionTerminated())
             if new is S.LISTEN:
-                self._forget_half_open()
-
-    def _forget_half_open(self) -> None:
-        """Back in LISTEN: start over as a fresh listener, with a new ISN further along."""
-        isn = (self.tx.iss + INCARNATION_GAP) & SEQ_MASK
-        config = self.config
-        self.tx = Sender()
-        self.tx.start(isn)
-        self.tx.max_seg = config.mss
-        self.rx = Receiver(config.recv_buffer_bytes, config.mss)
-        self.rtt = RttEstimator(config.rto_initial_s, config.rto_min_s, config.rto_max_s)
-        self.cc = congestion.create(config.congestion_control, config.mss, config.initial_window_segments)
-        self.recovery = LossRecovery(self.tx, self.rtt, self.cc, self.stats, config.delayed_ack_s)
-        self.out = Output(self)
-        self.syn_tries = 0
-        self.syn_due = False
+                # Back in LISTEN: start over as a fresh listener, with a new ISN further along.
+                self._start((self.tx.iss + INCARNATION_GAP) & SEQ_MASK)
+        return True
 
     def _stop_timers(self) -> None:
-        rec = self.recovery
-        rec.rto_at = rec.pto_at = rec.reo_at = None
-        self.syn_at = None
-        self.persist_at = None
-        self.out.pace_at = None
-        self.probe_due = False
-        self.keepalive_at = None
-        self.unacked_since = None
+        self.timers.cancel_all()
+        self._probe_due = False
+        self.liveness.unacked_since = None

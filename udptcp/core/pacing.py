@@ -23,6 +23,10 @@ class Pacer:
         self._tokens = 0.0
         self._last_s = 0.0
 
+    def set_segment_size(self, mss: int) -> None:
+        """The handshake settled the segment size: the burst allowance follows it."""
+        self._mss = mss
+
     def _depth(self, rate: float) -> float:
         return max(MIN_BURST_SEGMENTS * self._mss, rate * BURST_S)
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 from bisect import bisect_right, insort
 
 from udptcp.core.rangeset import RangeSet
+from udptcp.core.seqnum import seq_ge
+from udptcp.core.timers import Timer, Timers
 
 MAX_RECENT_BLOCKS = 4
 MIN_OOO_PIECES = 1024
@@ -27,7 +29,6 @@ class Receiver:
         "ack_now",
         "adv_right",
         "buffer_bytes",
-        "delack_at",
         "dsack",
         "fin_seq",
         "held",
@@ -45,11 +46,14 @@ class Receiver:
         "rcv_nxt",
         "recent",
         "segs_unacked",
+        "timers",
         "ts_recent",
         "ts_recent_at",
     )
 
-    def __init__(self, buffer_bytes: int, mss: int) -> None:
+    def __init__(self, buffer_bytes: int, mss: int, timers: Timers) -> None:
+        self.timers = timers
+        """The connection's timers, of which the receiver keeps the delayed ACK."""
         self.buffer_bytes = buffer_bytes
         self.mss = mss
         self.max_ooo_pieces = max(MIN_OOO_PIECES, 2 * buffer_bytes // mss)
@@ -69,7 +73,6 @@ class Receiver:
         self.fin_seq: int | None = None
         self.segs_unacked = 0
         self.ack_now = False
-        self.delack_at: float | None = None
         self.ts_recent: int | None = None
         self.ts_recent_at = 0.0
         self.last_ack_sent = 0
@@ -148,8 +151,8 @@ class Receiver:
         self.segs_unacked += 1
         if self.segs_unacked >= 2 or delayed_ack_s == 0.0:
             self.ack_now = True
-        elif self.delack_at is None:
-            self.delack_at = now + delayed_ack_s
+        else:
+            self.timers.arm_if_idle(Timer.DELAYED_ACK, now + delayed_ack_s)
 
     def _store_ooo(self, seq: int, end: int, payload: memoryview) -> None:
         starts, ooo = self.ooo_starts, self.ooo
@@ -236,13 +239,13 @@ class Receiver:
         """An ACK for everything so far just went out."""
         self.segs_unacked = 0
         self.ack_now = False
-        self.delack_at = None
+        self.timers.cancel(Timer.DELAYED_ACK)
         self.dsack = None
 
     def update_ts_recent(self, tsval: int, seq: int, now: float) -> None:
         """RFC 7323 4.3: remember the peer's TSval of a segment covering our last ACK."""
         if seq <= self.last_ack_sent:
             recent = self.ts_recent
-            if recent is None or ((tsval - recent) & 0xFFFFFFFF) < 0x80000000:
+            if recent is None or seq_ge(tsval, recent):
                 self.ts_recent = tsval
                 self.ts_recent_at = now

@@ -7,14 +7,21 @@ do SACK, RACK sees no segment delivered beyond a hole, so the floor applies inst
 retransmit on the third duplicate ACK and NewReno's partial ACKs (RFC 5681, RFC 6582). It
 also detects spurious retransmissions with timestamps (Eifel, RFC 3522) and DSACK
 (RFC 2883), undoing the window reduction (RFC 4015) and widening RACK's reordering window.
+
+Every ACK that delivers something comes through :meth:`LossRecovery.on_ack`, which applies it
+to the scoreboard, takes the RTT and delivery-rate samples, and tells the congestion
+controller, in that order.
 """
 
 from __future__ import annotations
 
+from udptcp.core.checks import rtt_sample
 from udptcp.core.congestion.base import CongestionControl
 from udptcp.core.rtt import RttEstimator
-from udptcp.core.sender import AckOutcome, Sender
+from udptcp.core.sender import AckOutcome, RateSample, Sender
+from udptcp.core.seqnum import seq_lt
 from udptcp.core.stats import ConnectionStats
+from udptcp.core.timers import Timer, Timers
 
 DUP_THRESH = 3
 REO_WND_PERSIST_ROUNDS = 16
@@ -31,17 +38,16 @@ class LossRecovery:
         "delayed_ack_s",
         "dsack_round",
         "dupacks",
-        "pto_at",
+        "rate_sample",
         "recovery_point",
-        "reo_at",
         "reo_persist",
         "reo_wnd_mult",
         "reordering_seen",
-        "rto_at",
         "rtt",
         "sack",
         "stats",
         "timeouts",
+        "timers",
         "tlp_end",
         "tlp_retransmitted",
         "tlp_ts",
@@ -54,13 +60,15 @@ class LossRecovery:
 
     def __init__(
         self, tx: Sender, rtt: RttEstimator, cc: CongestionControl, stats: ConnectionStats,
-        delayed_ack_s: float,
+        timers: Timers, delayed_ack_s: float,
     ) -> None:
         self.tx = tx
         self.rtt = rtt
         self.cc = cc
         self.stats = stats
+        self.timers = timers
         self.delayed_ack_s = delayed_ack_s
+        self.rate_sample = RateSample()
         self.sack = False
         self.reordering_seen = False
         self.reo_wnd_mult = 1
@@ -77,9 +85,6 @@ class LossRecovery:
         self.timeouts = 0
         self.dupacks = 0
         self.after_rto = False
-        self.rto_at: float | None = None
-        self.pto_at: float | None = None
-        self.reo_at: float | None = None
 
     @property
     def in_recovery(self) -> bool:
@@ -106,12 +111,12 @@ class LossRecovery:
 
     def on_sent(self, now: float) -> None:
         """Data went out: make sure a timer guards it (RFC 6298 5.1) and arm a probe."""
-        if self.rto_at is None:
-            self.rto_at = now + self.rtt.rto_s
+        self.timers.arm_if_idle(Timer.RTO, now + self.rtt.rto_s)
         self._arm_probe(now)
 
-    def on_retransmit(self, end: int, tsval: int | None) -> None:
+    def on_retransmit(self, end: int, tsval: int | None, now: float) -> None:
         """A retransmission went out; the first of an episode is the one undo compares with."""
+        self.timers.arm_if_idle(Timer.RTO, now + self.rtt.rto_s)
         self.stats.retransmitted_segments += 1
         if self.undo_marker is not None:
             self.undo_retrans += 1
@@ -120,6 +125,32 @@ class LossRecovery:
             self.undo_seq = end
 
     def on_ack(
+        self, ack: int, blocks: list[tuple[int, int]], dsack: tuple[int, int] | None,
+        tsecr: int | None, echo_age_s: float | None, now: float,
+    ) -> AckOutcome:
+        """An ACK that moves SND.UNA or carries SACK blocks: apply it to the scoreboard, take
+        its RTT and delivery-rate samples, grow the window, then look for losses.
+
+        ``tsecr`` is the timestamp it echoes and ``echo_age_s`` how long ago we sent that.
+        """
+        tx = self.tx
+        out = tx.on_ack(ack, blocks, now)
+        delivered = out.acked + out.sacked
+        if delivered:
+            sample_s = rtt_sample(out, echo_age_s, now)
+            if sample_s is not None:
+                self.rtt.on_sample(sample_s, max(1, (tx.nxt - tx.una) // tx.max_seg))
+            sample = None
+            latest = out.latest
+            if latest is not None:
+                sample = self.rate_sample
+                sample.prior_inflight = tx.pipe + delivered
+                tx.rate_sample(latest, now, sample)
+            self.cc.on_ack(now, delivered, tx.pipe, self.rtt, sample, self.in_fast_recovery)
+        self._learn(out, now, tsecr, dsack)
+        return out
+
+    def _learn(
         self, out: AckOutcome, now: float, tsecr: int | None, dsack: tuple[int, int] | None
     ) -> None:
         """Apply what one ACK taught us: RACK state, losses, undo, timers."""
@@ -138,7 +169,7 @@ class LossRecovery:
             if not (rec.retransmitted and rtt_s < (self.rtt.min_rtt_s or 0.0)):
                 tx.rack_update(rec, rtt_s)
         if out.acked and self.undo_ts is not None and tsecr is not None and tx.una >= self.undo_seq:
-            if _ts_before(tsecr, self.undo_ts):
+            if seq_lt(tsecr, self.undo_ts):
                 self._undo()
             self.undo_ts = None
         if self.tlp_end is not None and tx.una >= self.tlp_end:
@@ -152,7 +183,10 @@ class LossRecovery:
             self._exit_recovery(now)
         if out.acked:
             self.timeouts = 0
-            self.rto_at = None if tx.all_acked else now + self.rtt.rto_s
+            if tx.all_acked:
+                self.timers.cancel(Timer.RTO)
+            else:
+                self.timers.arm(Timer.RTO, now + self.rtt.rto_s)
         self._arm_probe(now)
 
     def on_duplicate_ack(self, now: float) -> None:
@@ -165,7 +199,11 @@ class LossRecovery:
                 self._on_lost(now, lost)
 
     def _detect(self, now: float) -> None:
-        lost, self.reo_at = self.tx.rack_detect(now, self.reo_wnd())
+        lost, recheck_at = self.tx.rack_detect(now, self.reo_wnd())
+        if recheck_at is None:
+            self.timers.cancel(Timer.REORDER)
+        else:
+            self.timers.arm(Timer.REORDER, recheck_at)
         if lost:
             self._on_lost(now, lost)
 
@@ -180,7 +218,7 @@ class LossRecovery:
             self.recovery_point = tx.nxt
             self.undo_ts = None
             self._start_undo_count()
-            self.pto_at = None
+            self.timers.cancel(Timer.PROBE)
 
     def _exit_recovery(self, now: float) -> None:
         self.recovery_point = None
@@ -229,14 +267,6 @@ class LossRecovery:
 
     # -- timers ----------------------------------------------------------------------------
 
-    def deadline(self) -> float | None:
-        """The earliest of the reordering, probe and retransmission timers."""
-        best = self.rto_at
-        for t in (self.pto_at, self.reo_at):
-            if t is not None and (best is None or t < best):
-                best = t
-        return best
-
     def _arm_probe(self, now: float) -> None:
         tx = self.tx
         srtt = self.rtt.srtt_s
@@ -247,35 +277,35 @@ class LossRecovery:
             or srtt is None
             or not tx.in_flight
         ):
-            self.pto_at = None
+            self.timers.cancel(Timer.PROBE)
             return
         pto = 2.0 * srtt
         if tx.pipe <= tx.max_seg:
             pto += self.delayed_ack_s
         pto_at = now + max(pto, TLP_MIN_S)
-        if self.rto_at is not None and self.rto_at < pto_at:
-            self.pto_at = None
+        rto_at = self.timers.deadline(Timer.RTO)
+        if rto_at is not None and rto_at < pto_at:
+            self.timers.cancel(Timer.PROBE)
         else:
-            self.pto_at = pto_at
+            self.timers.arm(Timer.PROBE, pto_at)
 
     def on_reorder_timer(self, now: float) -> None:
         """RACK's timer: segments waiting out the reordering window may be lost now."""
-        self.reo_at = None
         self._detect(now)
 
     def on_probe_sent(self, now: float, retransmitted: bool, tsval: int | None) -> None:
         """A tail loss probe went out: wait for its ACK, with the RTO as the backstop."""
         self.stats.tail_loss_probes += 1
-        self.pto_at = None
+        self.timers.cancel(Timer.PROBE)
         self.tlp_end = self.tx.nxt
         self.tlp_retransmitted = retransmitted
         self.tlp_ts = tsval
-        self.rto_at = now + self.rtt.rto_s
+        self.timers.arm(Timer.RTO, now + self.rtt.rto_s)
 
     def _end_probe(self, now: float, tsecr: int | None) -> None:
         """RFC 8985 7.4: a retransmitted probe that repaired a loss still signals congestion."""
         repaired = self.tlp_retransmitted and not (
-            tsecr is not None and self.tlp_ts is not None and _ts_before(tsecr, self.tlp_ts)
+            tsecr is not None and self.tlp_ts is not None and seq_lt(tsecr, self.tlp_ts)
         )
         self.tlp_end = None
         if repaired and self.recovery_point is None:
@@ -298,11 +328,6 @@ class LossRecovery:
         self.undo_ts = None
         self._start_undo_count()
         self.tlp_end = None
-        self.pto_at = None
-        self.reo_at = None
-        self.rto_at = now + self.rtt.rto_s
-
-
-def _ts_before(a: int, b: int) -> bool:
-    """Timestamp ``a`` is earlier than ``b`` on the 32-bit circle."""
-    return ((a - b) & 0xFFFFFFFF) >= 0x80000000
+        self.timers.cancel(Timer.PROBE)
+        self.timers.cancel(Timer.REORDER)
+        self.timers.arm(Timer.RTO, now + self.rtt.rto_s)

@@ -18,6 +18,7 @@ from collections import deque
 from operator import attrgetter
 
 from udptcp.core.rangeset import RangeSet
+from udptcp.wire import FIN, SYN
 
 _start_of = attrgetter("start")
 COMPACT_AFTER = 1024
@@ -144,11 +145,6 @@ class Sender:
         return len(self.buf)
 
     @property
-    def fin_unsent(self) -> bool:
-        """The application closed its side and the FIN has not been sent yet."""
-        return self.fin_seq is not None and self.nxt <= self.fin_seq
-
-    @property
     def all_acked(self) -> bool:
         """Everything sent (data and any FIN) is acknowledged."""
         return self.una == self.nxt
@@ -157,6 +153,24 @@ class Sender:
     def in_flight(self) -> bool:
         """Some sent sequence space is not yet cumulatively acknowledged."""
         return self.una < self.nxt
+
+    def update_window(self, seq: int, ack: int, wnd: int) -> None:
+        """RFC 9293 3.10.7.4: take the peer's window from a segment newer than the last one
+        that set it (by SND.WL1 and SND.WL2), so a reordered old segment cannot shrink it."""
+        if self.wl1 < seq or (self.wl1 == seq and self.wl2 <= ack):
+            if wnd != self.wnd:
+                self.wnd = wnd
+                self.max_wnd = max(self.max_wnd, wnd)
+            self.wl1 = seq
+            self.wl2 = ack
+
+    def is_duplicate_ack(self, ack: int, wnd: int, data_len: int, flags: int) -> bool:
+        """RFC 5681's duplicate ACK: data is outstanding, and the segment acknowledges nothing
+        new and carries nothing else (no data, no window change, no SYN or FIN)."""
+        return (
+            ack == self.una and self.una < self.nxt and not data_len and wnd == self.wnd
+            and not flags & (SYN | FIN)
+        )
 
     def queue(self, data: bytes | bytearray | memoryview) -> None:
         """Append application data (copied once, into the buffer)."""

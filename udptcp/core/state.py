@@ -1,8 +1,12 @@
-"""Connection states (RFC 9293's names) and the table of legal transitions.
+"""Connection states (RFC 9293's names), every state change as data, and the named state sets.
 
-The table is data so that it can be read against RFC 9293's Figure 5 and
-``shared/spec/connection-management.md`` line by line. Every state change in the core goes
-through ``Connection._set_state``, which refuses an edge that is not listed here.
+This module is the one home of the state machine (h11's rule): the tables below *decide* where
+an input takes a connection, and :func:`next_state` is the only reader of them. The connection
+classifies what happened (the application closed, a FIN arrived, our FIN was acknowledged, a
+timer ran out, ...) and asks; it never names a target state itself. Each table can be read
+against RFC 9293's Figure 5 and section 3.10 line by line (``docs/PROTOCOL.md`` walks through
+them). The sets at the end are every group of states the rest of the package asks about,
+defined once, here.
 """
 
 from __future__ import annotations
@@ -31,7 +35,9 @@ class State(enum.Enum):
 
 
 class Cause(enum.Enum):
-    """What moved a connection from one state to the next."""
+    """What moved a connection from one state to the next: the inputs of the state machine."""
+
+    __hash__ = object.__hash__
 
     PASSIVE_OPEN = "passive open"
     ACTIVE_OPEN = "active open"
@@ -53,50 +59,117 @@ class Cause(enum.Enum):
 S = State
 C = Cause
 
-_FAILURES = (C.ABORT, C.RCV_RST, C.RETRIES_EXHAUSTED, C.USER_TIMEOUT)
+# -- the tables: for each input, the state it leads to from each state where it does --------
 
-TRANSITIONS: dict[tuple[State, Cause], frozenset[State]] = {
-    # Opening (RFC 9293 Figure 5, upper half).
-    (S.CLOSED, C.PASSIVE_OPEN): frozenset({S.LISTEN}),
-    (S.CLOSED, C.ACTIVE_OPEN): frozenset({S.SYN_SENT}),
-    (S.LISTEN, C.RCV_SYN): frozenset({S.SYN_RCVD}),
-    (S.LISTEN, C.CLOSE): frozenset({S.CLOSED}),
-    (S.LISTEN, C.ABORT): frozenset({S.CLOSED}),
-    (S.SYN_SENT, C.RCV_SYN_ACK): frozenset({S.ESTABLISHED}),
-    (S.SYN_SENT, C.RCV_SYN): frozenset({S.SYN_RCVD}),  # simultaneous open
-    (S.SYN_SENT, C.CLOSE): frozenset({S.CLOSED}),
-    (S.SYN_SENT, C.ABORT): frozenset({S.CLOSED}),
-    (S.SYN_SENT, C.RCV_RST): frozenset({S.CLOSED}),  # refused
-    (S.SYN_SENT, C.RETRIES_EXHAUSTED): frozenset({S.CLOSED}),  # timed out
-    (S.SYN_RCVD, C.RCV_ACK_OF_SYN): frozenset({S.ESTABLISHED}),
-    (S.SYN_RCVD, C.CLOSE): frozenset({S.FIN_WAIT_1}),
-    (S.SYN_RCVD, C.ABORT): frozenset({S.CLOSED}),
-    # A passive open that fails goes back to LISTEN (the listener forgets it); an active
-    # (simultaneous) open that fails is CLOSED.
-    (S.SYN_RCVD, C.RCV_RST): frozenset({S.LISTEN, S.CLOSED}),
-    (S.SYN_RCVD, C.RCV_SYN): frozenset({S.LISTEN}),
-    (S.SYN_RCVD, C.RETRIES_EXHAUSTED): frozenset({S.LISTEN, S.CLOSED}),
-    # Closing (Figure 5, lower half).
-    (S.ESTABLISHED, C.CLOSE): frozenset({S.FIN_WAIT_1}),
-    (S.ESTABLISHED, C.RCV_FIN): frozenset({S.CLOSE_WAIT}),
-    (S.FIN_WAIT_1, C.RCV_ACK_OF_FIN): frozenset({S.FIN_WAIT_2}),
-    (S.FIN_WAIT_1, C.RCV_FIN): frozenset({S.CLOSING}),  # simultaneous close
-    (S.FIN_WAIT_1, C.RCV_DATA_AFTER_CLOSE): frozenset({S.CLOSED}),
-    (S.FIN_WAIT_2, C.RCV_FIN): frozenset({S.TIME_WAIT}),
-    (S.FIN_WAIT_2, C.FIN_WAIT_2_TIMEOUT): frozenset({S.CLOSED}),
-    (S.FIN_WAIT_2, C.RCV_DATA_AFTER_CLOSE): frozenset({S.CLOSED}),
-    (S.CLOSE_WAIT, C.CLOSE): frozenset({S.LAST_ACK}),
-    (S.CLOSING, C.RCV_ACK_OF_FIN): frozenset({S.TIME_WAIT}),
-    (S.LAST_ACK, C.RCV_ACK_OF_FIN): frozenset({S.CLOSED}),
-    (S.TIME_WAIT, C.TIME_WAIT_TIMEOUT): frozenset({S.CLOSED}),
-    (S.TIME_WAIT, C.RCV_SYN): frozenset({S.CLOSED}),  # a new incarnation takes over (RFC 6191)
-    (S.TIME_WAIT, C.ABORT): frozenset({S.CLOSED}),
+ON_OPEN: dict[tuple[State, Cause], State] = {
+    (S.CLOSED, C.PASSIVE_OPEN): S.LISTEN,
+    (S.CLOSED, C.ACTIVE_OPEN): S.SYN_SENT,
 }
+"""The application's OPEN calls."""
 
-# Resets, aborts and exhausted retries end every synchronized state.
-for _state in (S.ESTABLISHED, S.FIN_WAIT_1, S.FIN_WAIT_2, S.CLOSE_WAIT, S.CLOSING, S.LAST_ACK):
-    for _cause in _FAILURES:
-        TRANSITIONS[(_state, _cause)] = frozenset({S.CLOSED})
+ON_HANDSHAKE: dict[tuple[State, Cause], State] = {
+    (S.LISTEN, C.RCV_SYN): S.SYN_RCVD,
+    (S.SYN_SENT, C.RCV_SYN_ACK): S.ESTABLISHED,
+    (S.SYN_SENT, C.RCV_SYN): S.SYN_RCVD,  # simultaneous open
+    (S.SYN_RCVD, C.RCV_ACK_OF_SYN): S.ESTABLISHED,
+    (S.TIME_WAIT, C.RCV_SYN): S.CLOSED,  # a new incarnation takes over the pair (RFC 6191)
+}
+"""Segments of the three-way handshake (Figure 5, upper half)."""
+
+ON_CLOSE: dict[State, State] = {
+    S.LISTEN: S.CLOSED,
+    S.SYN_SENT: S.CLOSED,
+    S.SYN_RCVD: S.FIN_WAIT_1,
+    S.ESTABLISHED: S.FIN_WAIT_1,
+    S.CLOSE_WAIT: S.LAST_ACK,
+}
+"""The application's CLOSE (RFC 9293 3.10.4): no more data from this side."""
+
+ON_FIN: dict[State, State] = {
+    S.ESTABLISHED: S.CLOSE_WAIT,
+    S.FIN_WAIT_1: S.CLOSING,  # simultaneous close
+    S.FIN_WAIT_2: S.TIME_WAIT,
+}
+"""The peer's FIN, once every octet before it has arrived (RFC 9293 3.10.7.4, eighth step)."""
+
+ON_FIN_ACKED: dict[State, State] = {
+    S.FIN_WAIT_1: S.FIN_WAIT_2,
+    S.CLOSING: S.TIME_WAIT,
+    S.LAST_ACK: S.CLOSED,
+}
+"""An ACK that covers our FIN (RFC 9293 3.10.7.4, fifth step)."""
+
+ON_TIMEOUT: dict[State, Cause] = {
+    S.TIME_WAIT: C.TIME_WAIT_TIMEOUT,
+    S.FIN_WAIT_2: C.FIN_WAIT_2_TIMEOUT,
+}
+"""Which input the one closing timer is, by the state that armed it (both lead to CLOSED)."""
+
+FAILURES = (C.ABORT, C.RCV_RST, C.RETRIES_EXHAUSTED, C.USER_TIMEOUT)
+"""Inputs that end a connection abnormally: from every state where they apply, to CLOSED."""
+
+ON_FAILURE: dict[tuple[State, Cause], State] = {
+    **{(state, C.ABORT): S.CLOSED for state in (S.LISTEN, S.SYN_SENT, S.SYN_RCVD, S.TIME_WAIT)},
+    (S.SYN_SENT, C.RCV_RST): S.CLOSED,  # refused
+    (S.SYN_SENT, C.RETRIES_EXHAUSTED): S.CLOSED,  # no answer to the SYNs
+    (S.SYN_RCVD, C.RCV_RST): S.CLOSED,  # an active (simultaneous) open refused
+    (S.SYN_RCVD, C.RETRIES_EXHAUSTED): S.CLOSED,
+    (S.FIN_WAIT_1, C.RCV_DATA_AFTER_CLOSE): S.CLOSED,  # nobody reads it: reset (RFC 2525 2.17)
+    (S.FIN_WAIT_2, C.RCV_DATA_AFTER_CLOSE): S.CLOSED,
+    **{
+        (state, cause): S.CLOSED
+        for state in (S.ESTABLISHED, S.FIN_WAIT_1, S.FIN_WAIT_2, S.CLOSE_WAIT, S.CLOSING, S.LAST_ACK)
+        for cause in FAILURES
+    },
+}
+"""Aborts, resets and exhausted retries."""
+
+BACK_TO_LISTEN: dict[tuple[State, Cause], State] = {
+    (S.SYN_RCVD, C.RCV_RST): S.LISTEN,
+    (S.SYN_RCVD, C.RCV_SYN): S.LISTEN,
+    (S.SYN_RCVD, C.RETRIES_EXHAUSTED): S.LISTEN,
+}
+"""A half-open connection that came from LISTEN goes back there (RFC 9293 3.10.7.4: "return
+this connection to the LISTEN state"); these take precedence over the tables above for it."""
+
+TRANSITIONS: dict[tuple[State, Cause], State] = {
+    **ON_OPEN,
+    **ON_HANDSHAKE,
+    **{(state, C.CLOSE): new for state, new in ON_CLOSE.items()},
+    **{(state, C.RCV_FIN): new for state, new in ON_FIN.items()},
+    **{(state, C.RCV_ACK_OF_FIN): new for state, new in ON_FIN_ACKED.items()},
+    **{(state, cause): S.CLOSED for state, cause in ON_TIMEOUT.items()},
+    **ON_FAILURE,
+}
+"""Every edge for a connection opened actively (or a listener's own CLOSED/LISTEN edges)."""
+
+EDGES: frozenset[tuple[State, Cause, State]] = frozenset(
+    [(old, cause, new) for (old, cause), new in TRANSITIONS.items()]
+    + [(old, cause, new) for (old, cause), new in BACK_TO_LISTEN.items()]
+)
+"""The whole diagram as a set of ``(old, input, new)`` edges, for review and for the tests."""
+
+
+def next_state(state: State, cause: Cause, *, passive: bool) -> State | None:
+    """Where ``cause`` takes a connection in ``state``; None if it changes nothing there.
+
+    ``passive`` says the connection was opened from LISTEN, which decides where a failed
+    handshake goes.
+    """
+    if passive:
+        back = BACK_TO_LISTEN.get((state, cause))
+        if back is not None:
+            return back
+    return TRANSITIONS.get((state, cause))
+
+
+# -- the named sets of states ----------------------------------------------------------------
+
+AWAITING_SYN = frozenset({S.LISTEN, S.SYN_SENT})
+"""States in which the peer's SYN has not arrived: the options of a segment are still an offer."""
+
+HANDSHAKING = frozenset({S.SYN_SENT, S.SYN_RCVD})
+"""States in which our SYN (or SYN-ACK) is sent and retransmitted until acknowledged."""
 
 SYNCHRONIZED = frozenset(
     {S.ESTABLISHED, S.FIN_WAIT_1, S.FIN_WAIT_2, S.CLOSE_WAIT, S.CLOSING, S.LAST_ACK, S.TIME_WAIT}
@@ -106,11 +179,29 @@ SYNCHRONIZED = frozenset(
 MAY_SEND = frozenset({S.SYN_SENT, S.SYN_RCVD, S.ESTABLISHED, S.CLOSE_WAIT})
 """States in which the application may still queue data (it is sent once established)."""
 
+WRITABLE = frozenset({S.SYN_RCVD, S.ESTABLISHED, S.CLOSE_WAIT})
+"""States in which a transport the application holds accepts ``write`` and ``write_eof``."""
+
 MAY_RECEIVE = frozenset({S.SYN_RCVD, S.ESTABLISHED, S.FIN_WAIT_1, S.FIN_WAIT_2})
 """States in which data from the peer is accepted (its FIN has not arrived)."""
+
+SENDING = frozenset({S.ESTABLISHED, S.CLOSE_WAIT, S.FIN_WAIT_1, S.CLOSING, S.LAST_ACK})
+"""States in which data or our FIN may still be (re)transmitted."""
+
+OUR_FIN_SENT = frozenset({S.FIN_WAIT_1, S.FIN_WAIT_2, S.CLOSING, S.LAST_ACK, S.TIME_WAIT})
+"""States in which the application has closed its sending side."""
 
 KEEPALIVE_STATES = frozenset({S.ESTABLISHED, S.CLOSE_WAIT, S.FIN_WAIT_2})
 """States in which an idle connection is probed, if keepalive is on."""
 
-OUR_FIN_SENT = frozenset({S.FIN_WAIT_1, S.FIN_WAIT_2, S.CLOSING, S.LAST_ACK, S.TIME_WAIT})
-"""States in which the application has closed its sending side."""
+USER_TIMEOUT_STATES = (KEEPALIVE_STATES | OUR_FIN_SENT) - {S.TIME_WAIT}
+"""States in which unacknowledged data or a silent peer can time out the connection."""
+
+RESET_ON_ABORT = frozenset({S.SYN_RCVD, S.ESTABLISHED, S.FIN_WAIT_1, S.FIN_WAIT_2, S.CLOSE_WAIT})
+"""States in which ABORT sends the peer a RST (RFC 9293 3.10.5)."""
+
+RESET_ON_FAILURE = SYNCHRONIZED | {S.SYN_RCVD}
+"""States in which a connection that gives up (retries, user timeout) tells the peer by RST."""
+
+ENDED = frozenset({S.CLOSED, S.TIME_WAIT})
+"""States in which the connection is over for its application (TIME_WAIT only guards the pair)."""

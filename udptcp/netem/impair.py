@@ -12,9 +12,9 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from udptcp.wire import MalformedSegment, decode_datagram
+from udptcp.core.seqnum import seq_add
+from udptcp.wire import ACK, FIN, RST, SYN, MalformedSegment, decode_datagram
 
-FIN, SYN, RST, ACK = 0x01, 0x02, 0x04, 0x10
 FLAG_NAMES = {"FIN": FIN, "SYN": SYN, "RST": RST, "ACK": ACK}
 
 
@@ -171,7 +171,7 @@ class Path:
         except MalformedSegment:
             return False
         if flags & FIN:
-            self._fin_end = (seq + len(payload) + 1 + (1 if flags & SYN else 0)) & 0xFFFFFFFF
+            self._fin_end = seq_add(seq, len(payload) + 1 + (1 if flags & SYN else 0))
         for name, remaining in self._flag_drops.items():
             if remaining and flags & FLAG_NAMES[name]:
                 self._flag_drops[name] = remaining - 1

@@ -53,9 +53,6 @@ class CongestionControl(ABC):
         """The floor after a loss: two segments (RFC 5681)."""
         return 2 * self.mss
 
-    def on_sent(self, now: float, size: int, pipe: int) -> None:  # noqa: B027 - optional hook
-        """A segment of ``size`` octets went out; ``pipe`` includes it."""
-
     @abstractmethod
     def on_ack(
         self, now: float, acked: int, pipe: int, rtt: RttEstimator, sample: RateSample | None,

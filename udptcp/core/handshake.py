@@ -1,0 +1,160 @@
+"""The three-way handshake: our SYN (or SYN-ACK), its retransmission, and what the peer's SYN settles.
+
+RFC 9293 3.5 and 3.10.7.2-3: a segment that reaches a connection in LISTEN or SYN_SENT, and the
+ACK that completes a passive open, are judged here. The handshake owns its own counters and
+timer (``Timer.HANDSHAKE``, backed off per retransmission, RFC 6298 5.7) and learns the peer's
+ISN, window, MSS and options into the parts of the connection it was given. It never changes
+the connection's state: each method returns the input it recognised (a :class:`Cause`), and
+the connection asks the state machine what that means.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from udptcp.core.congestion.base import CongestionControl
+from udptcp.core.negotiated import Negotiated, send_mss
+from udptcp.core.output import Output
+from udptcp.core.pacing import Pacer
+from udptcp.core.receiver import Receiver
+from udptcp.core.recovery import LossRecovery
+from udptcp.core.rtt import RttEstimator
+from udptcp.core.sender import Sender
+from udptcp.core.seqnum import unwrap
+from udptcp.core.state import Cause
+from udptcp.core.timers import Timer, Timers
+from udptcp.wire import ACK, RST, SYN, Options, encode_datagram
+
+if TYPE_CHECKING:
+    from udptcp.config import Config
+
+
+class Handshake:
+    """One connection's opening: what to send, when to resend it, and what the answer says."""
+
+    __slots__ = ("_cc", "_config", "_neg", "_out", "_pacer", "_recovery", "_rtt", "_rx",
+                 "_timers", "_tx", "due", "sent_at", "tries")
+
+    def __init__(
+        self, config: Config, timers: Timers, neg: Negotiated, tx: Sender, rx: Receiver,
+        rtt: RttEstimator, cc: CongestionControl, pacer: Pacer, recovery: LossRecovery, out: Output,
+    ) -> None:
+        self._config = config
+        self._timers = timers
+        self._neg = neg
+        self._tx = tx
+        self._rx = rx
+        self._rtt = rtt
+        self._cc = cc
+        self._pacer = pacer
+        self._recovery = recovery
+        self._out = out
+        self.due = False
+        """Our SYN (or SYN-ACK) should go out with the next datagrams."""
+        self.tries = 0
+        """Retransmissions of it so far."""
+        self.sent_at = 0.0
+        """When it first went out (the handshake's RTT sample, if it needed no retransmission)."""
+
+    def sent(self, now: float) -> None:
+        """Our SYN or SYN-ACK went out: wait one RTO for its answer."""
+        self.due = False
+        if self.tries == 0:
+            self.sent_at = now
+        self._timers.arm(Timer.HANDSHAKE, now + self._rtt.rto_s)
+
+    def retry(self) -> bool:
+        """The handshake timer ran out: resend (backing off), or False when retries are spent."""
+        if self.tries >= self._config.syn_retries:
+            return False
+        self.tries += 1
+        self._rtt.on_timeout()
+        self.due = True
+        return True
+
+    # -- segments ---------------------------------------------------------------------------
+
+    def on_listen(
+        self, flags: int, seq: int, ack: int, wnd: int, opts: Options | None,
+        ts: tuple[int, int] | None, now: float,
+    ) -> Cause | None:
+        """RFC 9293 3.10.7.2: a SYN opens (answered by our SYN-ACK); an ACK gets a RST."""
+        if flags & RST:
+            return None
+        if flags & ACK:
+            self._out.queue_raw(encode_datagram(RST, ack, 0, 0))
+            return None
+        if not flags & SYN:
+            return None
+        self._learn(seq, wnd, opts, ts, now)
+        self.due = True
+        return Cause.RCV_SYN
+
+    def on_syn_sent(
+        self, flags: int, seq: int, ack: int, wnd: int, opts: Options | None,
+        ts: tuple[int, int] | None, now: float,
+    ) -> Cause | None:
+        """RFC 9293 3.10.7.3: RCV_SYN_ACK (established), RCV_SYN (a simultaneous open),
+        RCV_RST (refused), or None (dropped, perhaps answered by a RST)."""
+        tx = self._tx
+        ack_ok = False
+        if flags & ACK:
+            ack_abs = unwrap(ack, tx.iss)
+            if ack_abs <= tx.iss or ack_abs > tx.nxt:
+                if not flags & RST:
+                    self._out.queue_raw(encode_datagram(RST, ack, 0, 0))
+                return None
+            ack_ok = True
+        if flags & RST:
+            return Cause.RCV_RST if ack_ok else None
+        if not flags & SYN:
+            return None
+        self._learn(seq, wnd, opts, ts, now)
+        if not ack_ok:  # simultaneous open: both sent SYNs; ours is answered by a SYN-ACK
+            self.due = True
+            return Cause.RCV_SYN
+        tx.una = tx.iss + 1
+        tx.wl2 = tx.una
+        self._completed(now)
+        self._rx.ack_now = True
+        return Cause.RCV_SYN_ACK
+
+    def on_ack_of_syn(self, ack32: int, wnd: int, seq: int, now: float) -> bool:
+        """In SYN_RCVD, the ACK that completes the handshake; False (answered by RST) if it
+        acknowledges something we did not send."""
+        tx = self._tx
+        ack = unwrap(ack32, tx.una)
+        if not tx.una < ack <= tx.nxt:
+            self._out.queue_raw(encode_datagram(RST, ack32, 0, 0))
+            return False
+        tx.una = tx.iss + 1
+        tx.wnd = tx.max_wnd = wnd
+        tx.wl1 = seq
+        tx.wl2 = tx.una
+        self._completed(now)
+        return True
+
+    def _completed(self, now: float) -> None:
+        """Our SYN is acknowledged: time it, unless it needed a retransmission (Karn)."""
+        self._timers.cancel(Timer.HANDSHAKE)
+        if self.tries == 0:
+            self._rtt.on_sample(now - self.sent_at)
+        else:
+            self._rtt.on_handshake_retransmitted()
+
+    def _learn(
+        self, seq: int, wnd: int, opts: Options | None, ts: tuple[int, int] | None, now: float
+    ) -> None:
+        """Take the peer's ISN, window, MSS and options from its SYN (or SYN-ACK)."""
+        config, tx, rx, neg = self._config, self._tx, self._rx, self._neg
+        rx.start(seq)
+        tx.max_seg = send_mss(config.mss, opts.mss if opts is not None else None)
+        self._cc.mss = tx.max_seg
+        self._pacer.set_segment_size(tx.max_seg)
+        neg.sack = self._recovery.sack = config.sack and opts is not None and opts.sack_permitted
+        neg.timestamps = config.timestamps and ts is not None
+        if neg.timestamps and ts is not None:
+            rx.ts_recent = ts[0]
+            rx.ts_recent_at = now
+        tx.wnd = tx.max_wnd = wnd
+        tx.wl1 = rx.irs

@@ -1,0 +1,99 @@
+"""Every deadline of one connection, in one object (smoltcp's ``Timer`` is the model).
+
+A connection has many clocks running — the handshake's retransmission, the RTO, the tail loss
+probe, RACK's reordering window, the delayed ACK, the persist and keepalive probes, pacing, the
+user timeout and the closing timer (TIME_WAIT or FIN_WAIT_2) — but its driver keeps exactly one
+timer: :meth:`Timers.earliest`. The parts of the connection arm and cancel their own kinds here;
+nothing else holds a deadline, so "what is pending" is answered in one place.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class Timer(enum.IntEnum):
+    """The kinds of deadline a connection keeps (each at most once)."""
+
+    HANDSHAKE = 0
+    """Retransmit our SYN or SYN-ACK (RFC 6298 5.7's initial RTO, doubled each time)."""
+    RTO = 1
+    """The retransmission timeout (RFC 6298)."""
+    PROBE = 2
+    """RACK-TLP's probe timeout: send a tail loss probe (RFC 8985 7.2)."""
+    REORDER = 3
+    """RACK's reordering window ends for a segment that may be lost (RFC 8985 6.2)."""
+    DELAYED_ACK = 4
+    """Acknowledge a lone in-order segment (RFC 9293 3.8.6.3)."""
+    PERSIST = 5
+    """Probe the peer's zero window (RFC 9293 3.8.6.1)."""
+    KEEPALIVE = 6
+    """Probe an idle peer (RFC 9293 3.8.4)."""
+    USER_TIMEOUT = 7
+    """Give up on a peer that acknowledges nothing (RFC 5482, Linux's TCP_USER_TIMEOUT)."""
+    PACING = 8
+    """The pacer lets the next segment go."""
+    CLOSE = 9
+    """Leave TIME_WAIT after 2*MSL, or an orphaned FIN_WAIT_2."""
+
+
+_KINDS = len(Timer)
+
+
+class Timers:
+    """One deadline (or None) per :class:`Timer` kind; times are the driver's ``now`` seconds."""
+
+    __slots__ = ("_at",)
+
+    def __init__(self) -> None:
+        self._at: list[float | None] = [None] * _KINDS
+
+    def arm(self, kind: Timer, at: float) -> None:
+        """Set (or move) the deadline of ``kind``."""
+        self._at[kind] = at
+
+    def arm_if_idle(self, kind: Timer, at: float) -> None:
+        """Set the deadline of ``kind`` unless it is already running (RFC 6298 5.1's rule)."""
+        if self._at[kind] is None:
+            self._at[kind] = at
+
+    def cancel(self, kind: Timer) -> None:
+        """Stop ``kind``."""
+        self._at[kind] = None
+
+    def cancel_all(self) -> None:
+        """Stop every timer (the connection reached CLOSED or TIME_WAIT)."""
+        self._at = [None] * _KINDS
+
+    def deadline(self, kind: Timer) -> float | None:
+        """When ``kind`` fires, or None if it is not running."""
+        return self._at[kind]
+
+    def is_armed(self, kind: Timer) -> bool:
+        """``kind`` is running."""
+        return self._at[kind] is not None
+
+    def due(self, kind: Timer, now: float) -> bool:
+        """``kind`` is running and its deadline has come."""
+        at = self._at[kind]
+        return at is not None and now >= at
+
+    def fire(self, kind: Timer, now: float) -> bool:
+        """If ``kind`` is due, stop it and say so (the caller then does what it stands for)."""
+        at = self._at[kind]
+        if at is not None and now >= at:
+            self._at[kind] = None
+            return True
+        return False
+
+    def earliest(self) -> float | None:
+        """The first deadline of all, or None if nothing is pending: the driver's one timer."""
+        best: float | None = None
+        for at in self._at:
+            if at is not None and (best is None or at < best):
+                best = at
+        return best
+
+    def pending(self) -> dict[str, float]:
+        """The running timers by name, for logs and tests."""
+        return {Timer(kind).name: at for kind, at in enumerate(self._at) if at is not None}
