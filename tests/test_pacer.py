@@ -121,14 +121,26 @@ def test_rate_lowered_shrinks_the_bucket_to_the_new_depth() -> None:
     assert send_burst(pacer, START_S, MSS_BYTES) == MIN_BURST_SEGMENTS
 
 
-def test_rate_removed_stops_pacing_and_restored_starts_full() -> None:
+def test_rate_removed_stops_pacing_and_restored_later_starts_full() -> None:
     pacer = paced(SLOW_RATE_BPS)
     send_burst(pacer, START_S, MSS_BYTES)
     pacer.rate = None
     assert pacer.release_time(START_S, MSS_BYTES) == START_S
-    pacer.on_sent(START_S + 1.0, MSS_BYTES)  # not counted while unpaced
     pacer.rate = SLOW_RATE_BPS
     assert send_burst(pacer, START_S + 1.0, MSS_BYTES) == MIN_BURST_SEGMENTS
+
+
+def test_segments_sent_while_unpaced_spend_no_tokens() -> None:
+    pacer = paced(SLOW_RATE_BPS)
+    send_burst(pacer, START_S, MSS_BYTES)  # the bucket is empty at START_S
+    pacer.rate = None
+    half_gap_s = MSS_BYTES / SLOW_RATE_BPS / 2
+    pacer.on_sent(START_S + half_gap_s, MSS_BYTES)
+    pacer.rate = SLOW_RATE_BPS
+    # Half a segment's tokens came in since START_S, and the unpaced send took none of them.
+    assert pacer.release_time(START_S + half_gap_s, MSS_BYTES) == pytest.approx(
+        START_S + 2 * half_gap_s
+    )
 
 
 @pytest.mark.xfail(
