@@ -2,6 +2,11 @@
 
 Names read ``test_<state>_<input>[_<variant>]``. Each builds a connection in the state with a
 fixture from ``peer.py`` and checks the segments it sends and the state it reaches.
+
+As smoltcp groups its TCP tests, the tests come in one section per state, in the diagram's
+order from CLOSED to TIME-WAIT, each under the state it starts in; a local call the state
+refuses (``test_connect_twice_...``, ``test_send_after_shutdown_...``) sits under that state.
+The last section holds the tests that span states.
 """
 
 from __future__ import annotations
@@ -44,6 +49,9 @@ from udptcp.wire import Flags
 S = State
 
 
+# --- CLOSED ---
+
+
 def test_closed_active_open_sends_syn() -> None:
     p = Peer()
     p.conn.connect(0.0)
@@ -58,6 +66,9 @@ def test_closed_passive_open_listens() -> None:
     p.conn.listen()
     assert p.state is S.LISTEN
     p.recv_nothing()
+
+
+# --- LISTEN ---
 
 
 def test_listen_syn_answers_syn_ack() -> None:
@@ -89,6 +100,9 @@ def test_listen_close_goes_to_closed() -> None:
     p = listen()
     p.conn.shutdown()
     assert p.state is S.CLOSED
+
+
+# --- SYN-SENT ---
 
 
 def test_syn_sent_syn_ack_establishes_and_acknowledges() -> None:
@@ -168,6 +182,16 @@ def test_syn_sent_retransmits_syn_with_backoff_then_times_out() -> None:
     assert p.taken(ConnectionFailed) == [ConnectionFailed(CloseReason.TIMED_OUT)]
 
 
+def test_connect_twice_is_a_local_error() -> None:
+    p = syn_sent()
+    with pytest.raises(LocalProtocolError, match="needs a CLOSED connection"):
+        p.conn.connect(0.0)
+
+
+# --- SYN-RECEIVED ---
+# The simultaneous-open RST test reaches SYN-RECEIVED from SYN-SENT (no passive open to return to).
+
+
 def test_syn_received_ack_establishes() -> None:
     p = syn_received()
     p.send(ACK, PEER_ISS + 1, ISS + 1)
@@ -235,6 +259,9 @@ def test_syn_received_close_sends_fin() -> None:
     p.send(ACK, PEER_ISS + 1, ISS + 1)
     fin = p.recv_one()
     assert fin.flags == FIN | ACK and fin.seq == ISS + 1
+
+
+# --- ESTABLISHED ---
 
 
 def test_established_close_sends_fin() -> None:
@@ -307,6 +334,9 @@ def test_established_old_segment_is_acknowledged_as_duplicate() -> None:
     assert p.conn.stats.duplicate_segments == 1
 
 
+# --- FIN-WAIT-1 ---
+
+
 def test_fin_wait_1_ack_of_fin_goes_to_fin_wait_2() -> None:
     p = fin_wait_1()
     p.send(ACK, PEER_ISS + 1, ISS + 2)
@@ -346,6 +376,15 @@ def test_fin_wait_1_retransmits_fin_with_backoff_then_resets() -> None:
     assert p.taken(ConnectionFailed) == [ConnectionFailed(CloseReason.TIMED_OUT)]
 
 
+def test_send_after_shutdown_is_a_local_error() -> None:
+    p = fin_wait_1()
+    with pytest.raises(LocalProtocolError, match="closed for sending"):
+        p.conn.send(b"x")
+
+
+# --- FIN-WAIT-2 ---
+
+
 def test_fin_wait_2_fin_goes_to_time_wait() -> None:
     p = fin_wait_2()
     p.send(FIN | ACK, PEER_ISS + 1, ISS + 2)
@@ -379,6 +418,9 @@ def test_fin_wait_2_data_after_full_close_resets() -> None:
     assert p.state is S.CLOSED
 
 
+# --- CLOSE-WAIT ---
+
+
 def test_close_wait_can_still_send() -> None:
     p = close_wait()
     p.conn.send(b"answer")
@@ -394,10 +436,16 @@ def test_close_wait_close_goes_to_last_ack() -> None:
     assert p.state is S.LAST_ACK
 
 
+# --- CLOSING ---
+
+
 def test_closing_ack_of_fin_goes_to_time_wait() -> None:
     p = closing()
     p.send(ACK, PEER_ISS + 2, ISS + 2)
     assert p.state is S.TIME_WAIT
+
+
+# --- LAST-ACK ---
 
 
 def test_last_ack_ack_of_fin_closes() -> None:
@@ -414,6 +462,9 @@ def test_last_ack_retransmits_fin() -> None:
     fin = p.recv_one()
     assert fin.flags == FIN | ACK and fin.seq == ISS + 1
     assert p.state is S.LAST_ACK
+
+
+# --- TIME-WAIT ---
 
 
 def test_time_wait_lasts_two_msl() -> None:
@@ -447,6 +498,11 @@ def test_time_wait_rst_is_ignored() -> None:
     assert p.is_in(S.CLOSED)
 
 
+# --- across states ---
+# Sequence-space accounting over a whole connection, the transition table, and what the
+# options-free peer of ``peer.py`` receives.
+
+
 def test_sequence_accounting_syn_and_fin_take_one_pure_ack_none() -> None:
     p = established()
     p.conn.send(b"abc")
@@ -458,18 +514,6 @@ def test_sequence_accounting_syn_and_fin_take_one_pure_ack_none() -> None:
     assert fin.seq == ISS + 4
     p.send(FIN | ACK, PEER_ISS + 1, ISS + 5)
     assert p.recv_one().seq == ISS + 5
-
-
-def test_send_after_shutdown_is_a_local_error() -> None:
-    p = fin_wait_1()
-    with pytest.raises(LocalProtocolError, match="closed for sending"):
-        p.conn.send(b"x")
-
-
-def test_connect_twice_is_a_local_error() -> None:
-    p = syn_sent()
-    with pytest.raises(LocalProtocolError, match="needs a CLOSED connection"):
-        p.conn.connect(0.0)
 
 
 def test_basic_peer_receives_no_options() -> None:
