@@ -143,11 +143,6 @@ def test_segments_sent_while_unpaced_spend_no_tokens() -> None:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the bucket starts empty at time 0.0 rather than full: a fresh pacer's first burst "
-    "depends on how far the clock is from 0.0 (loop.time() is large, a virtual clock is not)",
-)
 def test_fresh_pacer_allows_a_burst_whatever_the_clock_origin() -> None:
     pacer = paced(SLOW_RATE_BPS)
     assert send_burst(pacer, 0.0, MSS_BYTES) == MIN_BURST_SEGMENTS

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from itertools import pairwise
 
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -219,12 +218,6 @@ def test_block_drained_by_a_filled_hole_leaves_room_for_the_others() -> None:
     assert rx.sack_blocks(4) == [(DATA + s, DATA + s + 50) for s in (900, 700, 500, 300)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="recent remembers the start of each segment stored, not each block: segments that "
-    "extend one block crowd the others out of the SACK option (RFC 2018 4: as many distinct "
-    "blocks as possible)",
-)
 def test_sack_reports_every_block_that_fits_after_one_block_grows() -> None:
     rx = receiver()
     deliver(rx, DATA + 100, DATA + 200)  # block A, after a hole

@@ -283,12 +283,6 @@ def test_retransmitted_segment_sacked_below_the_highest_sack_is_not_reordering()
     assert out.rtt_sent_at is None  # nor does it time the ACK (Karn)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="SACK blocks are applied in the order listed (most recent first, RFC 2018), and "
-    "SND.FACK moves with each: a lower block in the same ACK then looks reordered. Linux "
-    "sorts the blocks by sequence before tagging (tcp_sacktag_write_queue).",
-)
 def test_two_new_sack_blocks_in_one_ack_are_not_reordering() -> None:
     tx, _ = flight(5)
     # Segments 1 and 3 lost; the ACK that SACKed segment 2 alone was lost too.
@@ -396,12 +390,6 @@ def test_rack_does_not_judge_a_retransmission_by_its_first_send_time() -> None:
     assert not recs[0].lost
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="unmark_lost appends the segments it puts back in flight to the end of tsorted with "
-    "their old send times, behind later retransmissions; rack_detect stops at the first segment "
-    "sent after RACK's, so an older one behind it is neither judged lost nor given a re-check time",
-)
 def test_rack_after_an_undo_still_judges_segments_sent_before_the_delivered_one() -> None:
     tx, recs = flight(4)
     tx.mark_all_lost()  # a retransmission timeout...

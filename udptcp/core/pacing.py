@@ -21,7 +21,7 @@ class Pacer:
         self._mss = mss
         self.rate: float | None = None
         self._tokens = 0.0
-        self._last_s = 0.0
+        self._last_s = float("-inf")  # the bucket starts full, whatever the clock's origin
 
     def set_segment_size(self, mss: int) -> None:
         """The handshake settled the segment size: the burst allowance follows it."""

@@ -179,12 +179,15 @@ class Receiver:
                 stored = True
                 break
         if stored:
-            self.ooo_ranges.add(seq, end)
-            recent = self.recent
-            if seq in recent:
-                recent.remove(seq)
+            ranges = self.ooo_ranges
+            ranges.add(seq, end)
+            # One entry per block, most recently changed first (RFC 2018 4): a block that grew
+            # by several segments must not push the others out of the SACK option.
+            block = ranges.find(seq)
+            recent = [s for s in self.recent if block is None or not block[0] <= s < block[1]]
             recent.insert(0, seq)
             del recent[MAX_RECENT_BLOCKS:]
+            self.recent = recent
         else:
             self.dsack = (seq, end)
 

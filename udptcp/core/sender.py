@@ -15,12 +15,13 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections import deque
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 
 from udptcp.core.rangeset import RangeSet
 from udptcp.wire import FIN, SYN
 
 _start_of = attrgetter("start")
+_sent_time_of = itemgetter(0)
 COMPACT_AFTER = 1024
 
 
@@ -247,7 +248,9 @@ class Sender:
             self._cumulative(ack, out)
         if blocks:
             cumulative_at = out.rtt_sent_at
-            for start, end in blocks:
+            # In sequence order, as Linux sorts them: the peer lists the most recent block
+            # first, and two new blocks in one ACK would otherwise look like reordering.
+            for start, end in sorted(blocks) if len(blocks) > 1 else blocks:
                 if self.una <= start < end <= self.nxt:
                     self._sack(start, end, out)
             if cumulative_at is not None:  # as Linux: the cumulative sample takes precedence
@@ -422,13 +425,21 @@ class Sender:
         return 0
 
     def unmark_lost(self) -> None:
-        """The losses were spurious: segments awaiting retransmission are in flight after all."""
+        """The losses were spurious: segments awaiting retransmission are in flight after all.
+
+        They go back into ``tsorted`` at their send times, so that RACK still judges them in
+        time order (behind a later retransmission they would never be looked at).
+        """
+        restored = False
         for rec in self.lost:
             if rec.lost and not rec.sacked and rec.end > self.una:
                 rec.lost = False
                 self.pipe += rec.end - rec.start
                 self.tsorted.append((rec.sent_at, rec))
+                restored = True
         self.lost.clear()
+        if restored:
+            self.tsorted = deque(sorted(self.tsorted, key=_sent_time_of))
 
     def _mark_lost(self, rec: SentSegment) -> None:
         rec.lost = True
