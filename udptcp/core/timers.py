@@ -9,11 +9,13 @@ nothing else holds a deadline, so "what is pending" is answered in one place.
 
 from __future__ import annotations
 
-import enum
 
+class Timer:
+    """The kinds of deadline a connection keeps (each at most once).
 
-class Timer(enum.IntEnum):
-    """The kinds of deadline a connection keeps (each at most once)."""
+    Plain ints rather than an ``enum``: naming one is on the per-segment path, and an enum
+    member costs a descriptor lookup each time.
+    """
 
     HANDSHAKE = 0
     """Retransmit our SYN or SYN-ACK (RFC 6298 5.7's initial RTO, doubled each time)."""
@@ -36,8 +38,12 @@ class Timer(enum.IntEnum):
     CLOSE = 9
     """Leave TIME_WAIT after 2*MSL, or an orphaned FIN_WAIT_2."""
 
+    NAMES = ("HANDSHAKE", "RTO", "PROBE", "REORDER", "DELAYED_ACK", "PERSIST", "KEEPALIVE",
+             "USER_TIMEOUT", "PACING", "CLOSE")
+    """The kinds' names, by number."""
 
-_KINDS = len(Timer)
+
+_KINDS = len(Timer.NAMES)
 
 
 class Timers:
@@ -48,16 +54,16 @@ class Timers:
     def __init__(self) -> None:
         self._at: list[float | None] = [None] * _KINDS
 
-    def arm(self, kind: Timer, at: float) -> None:
+    def arm(self, kind: int, at: float) -> None:
         """Set (or move) the deadline of ``kind``."""
         self._at[kind] = at
 
-    def arm_if_idle(self, kind: Timer, at: float) -> None:
+    def arm_if_idle(self, kind: int, at: float) -> None:
         """Set the deadline of ``kind`` unless it is already running (RFC 6298 5.1's rule)."""
         if self._at[kind] is None:
             self._at[kind] = at
 
-    def cancel(self, kind: Timer) -> None:
+    def cancel(self, kind: int) -> None:
         """Stop ``kind``."""
         self._at[kind] = None
 
@@ -65,20 +71,20 @@ class Timers:
         """Stop every timer (the connection reached CLOSED or TIME_WAIT)."""
         self._at = [None] * _KINDS
 
-    def deadline(self, kind: Timer) -> float | None:
+    def deadline(self, kind: int) -> float | None:
         """When ``kind`` fires, or None if it is not running."""
         return self._at[kind]
 
-    def is_armed(self, kind: Timer) -> bool:
+    def is_armed(self, kind: int) -> bool:
         """``kind`` is running."""
         return self._at[kind] is not None
 
-    def due(self, kind: Timer, now: float) -> bool:
+    def due(self, kind: int, now: float) -> bool:
         """``kind`` is running and its deadline has come."""
         at = self._at[kind]
         return at is not None and now >= at
 
-    def fire(self, kind: Timer, now: float) -> bool:
+    def fire(self, kind: int, now: float) -> bool:
         """If ``kind`` is due, stop it and say so (the caller then does what it stands for)."""
         at = self._at[kind]
         if at is not None and now >= at:
@@ -96,4 +102,4 @@ class Timers:
 
     def pending(self) -> dict[str, float]:
         """The running timers by name, for logs and tests."""
-        return {Timer(kind).name: at for kind, at in enumerate(self._at) if at is not None}
+        return {Timer.NAMES[kind]: at for kind, at in enumerate(self._at) if at is not None}
