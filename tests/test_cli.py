@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 import re
 import socket
+import subprocess
+import sys
 
 import pytest
 
@@ -78,3 +80,26 @@ def test_an_unresolvable_host_is_named_with_what_to_do(
     assert code == EXIT_ERROR == 1  # "other error" in the documented exit codes
     assert f"udptcp {argv[0]}: cannot resolve host {UNRESOLVABLE!r}: Name or service not known" in err
     assert "give an IP address" in err
+
+
+WITHOUT_UVLOOP = (
+    "import sys; sys.modules['uvloop'] = None; "  # None there makes `import uvloop` fail
+    "from udptcp.cli.main import main; sys.exit(main(sys.argv[1:]))"
+)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["echo-server"], ["echo-client", "127.0.0.1", "9", "hi"], ["netem", "--target", "127.0.0.1:9"]],
+)
+def test_loop_uvloop_without_uvloop_fails_clearly_and_makes_no_coroutine(argv: list[str]) -> None:
+    """A fresh interpreter, since uvloop is imported here already; every warning shown."""
+    result = subprocess.run(
+        [sys.executable, "-W", "always", "-c", WITHOUT_UVLOOP, *argv, "--loop", "uvloop"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert result.returncode == EXIT_ERROR
+    assert f"udptcp {argv[0]}: " in result.stderr
+    assert "--loop uvloop: uvloop is not installed (pip install uvloop)" in result.stderr
+    assert "never awaited" not in result.stderr, result.stderr
+
