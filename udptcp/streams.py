@@ -9,6 +9,7 @@ are keyword arguments validated by :class:`udptcp.Config`.
 from __future__ import annotations
 
 import asyncio
+import errno
 import socket
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, TypeVar
@@ -64,7 +65,7 @@ async def open_connection(
         await loop.create_datagram_endpoint(lambda: endpoint, sock=sock)
     except OSError as exc:
         sock.close()
-        if local_addr is not None and exc.errno in (98, 48):  # EADDRINUSE on Linux, macOS
+        if local_addr is not None and exc.errno == errno.EADDRINUSE:
             raise OSError(
                 exc.errno, f"local address {format_address(local_addr)} is in use (perhaps by a "
                 "connection in TIME_WAIT); wait 2*MSL or bind another port"
