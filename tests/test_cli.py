@@ -13,6 +13,7 @@ import sys
 
 import pytest
 
+from udptcp.cli.bench import MB, progress_line
 from udptcp.cli.common import EXIT_ERROR
 from udptcp.cli.main import build_parser, main
 from udptcp.netem.spec import KEYS, SPEC_HELP
@@ -103,3 +104,8 @@ def test_loop_uvloop_without_uvloop_fails_clearly_and_makes_no_coroutine(argv: l
     assert "--loop uvloop: uvloop is not installed (pip install uvloop)" in result.stderr
     assert "never awaited" not in result.stderr, result.stderr
 
+
+def test_bench_progress_counts_acknowledged_bytes_not_sent_ones() -> None:
+    """Under loss, sent minus in flight (lost segments leave the pipe) is ahead of what is acked."""
+    stats = {"bytes_sent": 30 * MB, "bytes_in_flight": 2 * MB, "bytes_acked": 10 * MB}
+    assert progress_line(stats, 100 * MB, 5.0) == "      10.0 / 100 MB      2.0 MB/s"

@@ -19,6 +19,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import udptcp
@@ -226,14 +227,23 @@ def _capped_result(
 
 
 async def _progress(writer: asyncio.StreamWriter, total: int) -> None:
+    """Rewrite the progress line on stderr every PROGRESS_INTERVAL_S until cancelled."""
     start = time.perf_counter()
     while True:
         await asyncio.sleep(PROGRESS_INTERVAL_S)
-        stats = writer.get_extra_info("stats")
-        acked = stats["bytes_sent"] - stats["bytes_in_flight"]
-        rate = acked / MB / (time.perf_counter() - start)
-        print(f"\r  {acked / MB:8.1f} / {total / MB:.0f} MB  {rate:7.1f} MB/s", end="",
-              file=sys.stderr, flush=True)
+        line = progress_line(writer.get_extra_info("stats"), total, time.perf_counter() - start)
+        print(f"\r{line}", end="", file=sys.stderr, flush=True)
+
+
+def progress_line(stats: Mapping[str, Any], total_bytes: int, elapsed_s: float) -> str:
+    """MB the receiver has acknowledged, of the total, and the rate so far.
+
+    Acknowledged, not "sent minus in flight": segments marked lost leave the in-flight count
+    until resent, so under loss that difference counts them as arrived and runs ahead.
+    """
+    acked = stats["bytes_acked"]
+    rate = acked / MB / elapsed_s
+    return f"  {acked / MB:8.1f} / {total_bytes / MB:.0f} MB  {rate:7.1f} MB/s"
 
 
 def _stop_progress(progress: asyncio.Task[None] | None) -> None:
