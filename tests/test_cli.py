@@ -8,9 +8,12 @@ from __future__ import annotations
 import argparse
 import re
 import socket
+import subprocess
+import sys
 
 import pytest
 
+from udptcp.cli.bench import MB, progress_line
 from udptcp.cli.common import EXIT_ERROR
 from udptcp.cli.main import build_parser, main
 from udptcp.netem.spec import KEYS, SPEC_HELP
@@ -78,3 +81,31 @@ def test_an_unresolvable_host_is_named_with_what_to_do(
     assert code == EXIT_ERROR == 1  # "other error" in the documented exit codes
     assert f"udptcp {argv[0]}: cannot resolve host {UNRESOLVABLE!r}: Name or service not known" in err
     assert "give an IP address" in err
+
+
+WITHOUT_UVLOOP = (
+    "import sys; sys.modules['uvloop'] = None; "  # None there makes `import uvloop` fail
+    "from udptcp.cli.main import main; sys.exit(main(sys.argv[1:]))"
+)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["echo-server"], ["echo-client", "127.0.0.1", "9", "hi"], ["netem", "--target", "127.0.0.1:9"]],
+)
+def test_loop_uvloop_without_uvloop_fails_clearly_and_makes_no_coroutine(argv: list[str]) -> None:
+    """A fresh interpreter, since uvloop is imported here already; every warning shown."""
+    result = subprocess.run(
+        [sys.executable, "-W", "always", "-c", WITHOUT_UVLOOP, *argv, "--loop", "uvloop"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert result.returncode == EXIT_ERROR
+    assert f"udptcp {argv[0]}: " in result.stderr
+    assert "--loop uvloop: uvloop is not installed (pip install uvloop)" in result.stderr
+    assert "never awaited" not in result.stderr, result.stderr
+
+
+def test_bench_progress_counts_acknowledged_bytes_not_sent_ones() -> None:
+    """Under loss, sent minus in flight (lost segments leave the pipe) is ahead of what is acked."""
+    stats = {"bytes_sent": 30 * MB, "bytes_in_flight": 2 * MB, "bytes_acked": 10 * MB}
+    assert progress_line(stats, 100 * MB, 5.0) == "      10.0 / 100 MB      2.0 MB/s"

@@ -9,17 +9,21 @@ are keyword arguments validated by :class:`udptcp.Config`.
 from __future__ import annotations
 
 import asyncio
+import errno
 import socket
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from typing import Any, TypeVar
 
-from udptcp import lifetime
+from udptcp import lifetime, loops
+from udptcp.addresses import format_address
 from udptcp.config import Config
 from udptcp.endpoint import Endpoint, Listener, make_socket
 from udptcp.transport import Address, StreamTransport
 
 DEFAULT_LIMIT = 2**16
 """The StreamReader buffer limit asyncio uses (64 KiB)."""
+
+T = TypeVar("T")
 
 ClientConnectedCallback = Callable[
     [asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None] | None
@@ -61,10 +65,10 @@ async def open_connection(
         await loop.create_datagram_endpoint(lambda: endpoint, sock=sock)
     except OSError as exc:
         sock.close()
-        if local_addr is not None and exc.errno in (98, 48):  # EADDRINUSE on Linux, macOS
+        if local_addr is not None and exc.errno == errno.EADDRINUSE:
             raise OSError(
-                exc.errno, f"local address {local_addr} is in use (perhaps by a connection in "
-                "TIME_WAIT); wait 2*MSL or bind another port"
+                exc.errno, f"local address {format_address(local_addr)} is in use (perhaps by a "
+                "connection in TIME_WAIT); wait 2*MSL or bind another port"
             ) from exc
         raise
     reader = asyncio.StreamReader(limit=limit, loop=loop)
@@ -123,7 +127,7 @@ async def start_server(
                 sock.bind(addr)
             except OSError as exc:
                 sock.close()
-                raise OSError(exc.errno, f"cannot listen on {addr[0]!r}:{addr[1]}: {exc.strerror}") from exc
+                raise OSError(exc.errno, f"cannot listen on {format_address(addr)}: {exc.strerror}") from exc
             endpoint = Endpoint(cfg, loop)
             endpoint.auto_close = False
             await loop.create_datagram_endpoint(_factory(endpoint), sock=sock)
@@ -257,16 +261,9 @@ class Server:
         await self.wait_closed()
 
 
-def run(main: Awaitable[Any], *, use_uvloop: bool = True, debug: bool | None = None) -> Any:
+def run(main: Coroutine[Any, Any, T], *, use_uvloop: bool = True, debug: bool | None = None) -> T:
     """Run ``main`` like ``asyncio.run``, on uvloop when it is installed (unless told not to)."""
-    if use_uvloop:
-        try:
-            import uvloop  # noqa: PLC0415 - optional, and it patches nothing at import
-        except ImportError:
-            pass
-        else:
-            return uvloop.run(main, debug=debug)  # type: ignore[arg-type]
-    return asyncio.run(main, debug=debug)  # type: ignore[arg-type]
+    return loops.run(lambda: main, "auto" if use_uvloop else "asyncio", debug=debug)
 
 
 def _factory(endpoint: Endpoint) -> Callable[[], Endpoint]:

@@ -13,6 +13,7 @@ import asyncio
 import time
 from typing import TYPE_CHECKING, Any
 
+from udptcp.addresses import format_address
 from udptcp.core import (
     CloseReason,
     Connection,
@@ -53,7 +54,7 @@ class StreamTransport(asyncio.Transport):
         self.cid = cid
         self._established = established
         self._protocol: asyncio.BaseProtocol | None = None
-        self._log = get_logger(cid=cid, local=_fmt(endpoint.local_addr), peer=_fmt(peer))
+        self._log = get_logger(cid=cid, local=format_address(endpoint.local_addr), peer=format_address(peer))
         self._debug = debug_enabled()
         self._trace = (
             get_logger(TRACE_LOGGER_NAME, cid=cid) if debug_enabled(TRACE_LOGGER_NAME) else None
@@ -229,7 +230,7 @@ class StreamTransport(asyncio.Transport):
         self._connection_lost(exc)
 
     def _exception_for(self, reason: CloseReason) -> OSError:
-        peer = _fmt(self.peer)
+        peer = format_address(self.peer)
         config = self.conn.config
         if reason is CloseReason.REFUSED:
             return ConnectionRefusedError(
@@ -412,10 +413,3 @@ class StreamTransport(asyncio.Transport):
         if not high >= low >= 0:
             raise ValueError(f"high ({high!r}) must be >= low ({low!r}) must be >= 0")
         self._high_water, self._low_water = high, low
-
-
-def _fmt(addr: Address | None) -> str:
-    if not addr:
-        return "?"
-    host, port = addr[0], addr[1]
-    return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"

@@ -19,10 +19,12 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import udptcp
-from udptcp.cli.common import EXIT_OK, build_config, say
+from udptcp.addresses import parse_address
+from udptcp.cli.common import EXIT_OK, build_config, listening_line, say
 
 MB = 1_000_000
 BLOCK_BYTES = 1 << 20
@@ -124,7 +126,7 @@ async def _read_port(child: subprocess.Popen[bytes], prefix: str) -> int:
     text = line.decode().strip()
     if not text.startswith(prefix):
         raise RuntimeError(f"a benchmark process did not start (it said {text!r})")
-    return int(text.removeprefix(prefix).split()[0].rsplit(":", 1)[1])
+    return parse_address(text.removeprefix(prefix).split()[0])[1]
 
 
 async def _serve(args: argparse.Namespace) -> int:
@@ -161,7 +163,7 @@ async def _serve(args: argparse.Namespace) -> int:
             done.set_result(None)
 
     server = await udptcp.start_server(handle, args.host, args.port, config=build_config(args))
-    say(f"listening on {server.sockets[0].getsockname()[0]}:{server.sockets[0].getsockname()[1]}")
+    say(listening_line(server))
     await done
     server.close()
     await server.wait_closed()
@@ -190,9 +192,7 @@ async def _client(args: argparse.Namespace, port: int) -> dict[str, Any]:
         return _capped_result(writer, time.perf_counter() - start, time.process_time() - cpu0, progress)
     elapsed = time.perf_counter() - start
     cpu = time.process_time() - cpu0
-    if progress is not None:
-        progress.cancel()
-        print(file=sys.stderr, flush=True)
+    _stop_progress(progress)
     stats = writer.get_extra_info("stats")
     writer.close()
     await writer.wait_closed()
@@ -212,9 +212,7 @@ async def _client(args: argparse.Namespace, port: int) -> dict[str, Any]:
 def _capped_result(
     writer: asyncio.StreamWriter, elapsed: float, cpu: float, progress: asyncio.Task[None] | None
 ) -> dict[str, Any]:
-    if progress is not None:
-        progress.cancel()
-        print(file=sys.stderr, flush=True)
+    _stop_progress(progress)
     stats = writer.get_extra_info("stats")
     writer.transport.abort()
     delivered = stats["bytes_acked"]
@@ -229,14 +227,30 @@ def _capped_result(
 
 
 async def _progress(writer: asyncio.StreamWriter, total: int) -> None:
+    """Rewrite the progress line on stderr every PROGRESS_INTERVAL_S until cancelled."""
     start = time.perf_counter()
     while True:
         await asyncio.sleep(PROGRESS_INTERVAL_S)
-        stats = writer.get_extra_info("stats")
-        acked = stats["bytes_sent"] - stats["bytes_in_flight"]
-        rate = acked / MB / (time.perf_counter() - start)
-        print(f"\r  {acked / MB:8.1f} / {total / MB:.0f} MB  {rate:7.1f} MB/s", end="",
-              file=sys.stderr, flush=True)
+        line = progress_line(writer.get_extra_info("stats"), total, time.perf_counter() - start)
+        print(f"\r{line}", end="", file=sys.stderr, flush=True)
+
+
+def progress_line(stats: Mapping[str, Any], total_bytes: int, elapsed_s: float) -> str:
+    """MB the receiver has acknowledged, of the total, and the rate so far.
+
+    Acknowledged, not "sent minus in flight": segments marked lost leave the in-flight count
+    until resent, so under loss that difference counts them as arrived and runs ahead.
+    """
+    acked = stats["bytes_acked"]
+    rate = acked / MB / elapsed_s
+    return f"  {acked / MB:8.1f} / {total_bytes / MB:.0f} MB  {rate:7.1f} MB/s"
+
+
+def _stop_progress(progress: asyncio.Task[None] | None) -> None:
+    """Stop the progress line and end it, so that what follows starts on a line of its own."""
+    if progress is not None:
+        progress.cancel()
+        print(file=sys.stderr, flush=True)
 
 
 def _loop_name() -> str:

@@ -16,7 +16,11 @@ from dataclasses import fields
 from typing import Any
 
 from udptcp import lifetime
+from udptcp.addresses import format_address
 from udptcp.config import Config
+from udptcp.loops import LOOP_CHOICES
+from udptcp.signals import STOP_SIGNALS, on_signals
+from udptcp.streams import Server
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -36,6 +40,8 @@ CLI_KEEPALIVE_PROBES = 6
 """Commands probe a peer silent for 60 s, with nothing of theirs outstanding, and give up
 after six unanswered probes 10 s apart (two minutes in all): a side that only receives would
 otherwise wait forever for a peer that was killed, and an outage shorter than that is survived."""
+READ_CHUNK_BYTES = 256 * 1024
+"""How much a command reads from a connection at a time."""
 STDIN_CHUNK_BYTES = 256 * 1024
 STDIN_QUEUE_CHUNKS = 4
 
@@ -57,15 +63,20 @@ def add_common_options(parser: argparse.ArgumentParser, *, client: bool) -> None
         help="log to standard error at this level; trace adds every segment (default warning)",
     )
     parser.add_argument("--log-json", action="store_true", help="log JSON lines instead of text")
-    parser.add_argument(
-        "--loop", default="auto", choices=["auto", "uvloop", "asyncio"],
-        help="event loop: uvloop, or the stock asyncio loop (default auto: uvloop when installed)",
-    )
+    add_loop_option(parser)
     parser.add_argument(
         "-o", "--option", action="append", default=[], metavar="KEY=VALUE",
         help="any udptcp.Config option, e.g. -o rto_min_s=0.05 -o congestion_control=newreno",
     )
     parser.set_defaults(client=client)
+
+
+def add_loop_option(parser: argparse.ArgumentParser) -> None:
+    """--loop, for :func:`udptcp.loops.run`."""
+    parser.add_argument(
+        "--loop", default="auto", choices=LOOP_CHOICES,
+        help="event loop: uvloop, or the stock asyncio loop (default auto: uvloop when installed)",
+    )
 
 
 def build_config(args: argparse.Namespace) -> Config:
@@ -128,35 +139,13 @@ async def reset_on_signals(work: Coroutine[Any, Any, int]) -> int:
         lifetime.abort_all(loop)
         task.cancel()
 
-    installed = []
-    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+    with on_signals(on_signal, (*STOP_SIGNALS, signal.SIGHUP)):
         try:
-            loop.add_signal_handler(signum, on_signal)
-        except (NotImplementedError, RuntimeError, ValueError):  # not on this platform or thread
-            continue
-        installed.append(signum)
-    try:
-        return await task
-    except asyncio.CancelledError:
-        if signalled:
-            return EXIT_INTERRUPTED
-        raise
-    finally:
-        for signum in installed:
-            loop.remove_signal_handler(signum)
-
-
-def run_loop(args: argparse.Namespace, main: Any) -> Any:
-    """Run ``main`` on the chosen loop."""
-    if args.loop == "asyncio":
-        return asyncio.run(main)
-    try:
-        import uvloop  # noqa: PLC0415 - optional dependency
-    except ImportError:
-        if args.loop == "uvloop":
-            raise RuntimeError("--loop uvloop: uvloop is not installed (pip install uvloop)") from None
-        return asyncio.run(main)
-    return uvloop.run(main)
+            return await task
+        except asyncio.CancelledError:
+            if signalled:
+                return EXIT_INTERRUPTED
+            raise
 
 
 def say(message: str, *, err: bool = False) -> None:
@@ -165,10 +154,9 @@ def say(message: str, *, err: bool = False) -> None:
     print(message, file=stream, flush=True)
 
 
-def address(sockname: tuple[Any, ...]) -> str:
-    """``host:port``, with brackets for IPv6."""
-    host, port = sockname[0], sockname[1]
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+def listening_line(server: Server) -> str:
+    """``listening on HOST:PORT``: a server command's first line, which scripts wait for and parse."""
+    return f"listening on {format_address(server.sockets[0].getsockname())}"
 
 
 class StdinReader:

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
 import sys
 
 import udptcp
-from udptcp.cli.common import EXIT_OK, address, build_config, say
+from udptcp.cli.common import EXIT_OK, READ_CHUNK_BYTES, build_config, listening_line, say
 from udptcp.cli.netcat import relay
+from udptcp.signals import on_signals
 
-READ_CHUNK_BYTES = 256 * 1024
 CLOSE_GRACE_S = 5.0
 """How long a stopping echo-server lets its connections close gracefully before resetting them."""
 
@@ -36,8 +35,10 @@ async def serve(args: argparse.Namespace) -> int:
     """
     config = build_config(args)
     server = await udptcp.start_server(echo, args.host, args.port, config=config)
-    say(f"listening on {address(server.sockets[0].getsockname())}")
-    await _until_signalled()
+    stop = asyncio.Event()
+    with on_signals(stop.set):  # before the first line: a script may signal as soon as it reads it
+        say(listening_line(server))
+        await stop.wait()
     server.close()
     server.close_clients()
     try:
@@ -55,19 +56,3 @@ async def client(args: argparse.Namespace) -> int:
     if args.message is not None and sys.stdout.isatty():
         print(flush=True)
     return EXIT_OK
-
-
-async def _until_signalled() -> None:
-    loop = asyncio.get_running_loop()
-    stop = loop.create_future()
-    def on_signal() -> None:
-        if not stop.done():
-            stop.set_result(None)
-
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, on_signal)
-    try:
-        await stop
-    finally:
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(signum)

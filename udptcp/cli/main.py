@@ -11,15 +11,15 @@ import sys
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
-from udptcp import log
+from udptcp import log, loops
 from udptcp.cli import bench, echo, netcat
 from udptcp.cli.common import (
     EXIT_INTERRUPTED,
     EXIT_USAGE,
     add_common_options,
+    add_loop_option,
     exit_code_for,
     reset_on_signals,
-    run_loop,
 )
 from udptcp.netem import cli as netem_cli
 from udptcp.netem.spec import SPEC_HELP
@@ -68,8 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     netem_cli.add_arguments(p)
     p.add_argument("--log-level", default="warning", help=argparse.SUPPRESS)
     p.add_argument("--log-json", action="store_true", help=argparse.SUPPRESS)
-    p.add_argument("--loop", default="auto", choices=["auto", "uvloop", "asyncio"],
-                   help="event loop (default: uvloop when installed)")
+    add_loop_option(p)
     p.set_defaults(run=netem_cli.run)
 
     p = sub.add_parser("bench", help="measure bulk throughput between two processes")
@@ -88,11 +87,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"udptcp: {exc}", file=sys.stderr)
         return EXIT_USAGE
     command: Command = args.run
-    work = command(args)
-    if getattr(args, "resets_on_signal", False):
-        work = reset_on_signals(work)
+
+    def work() -> Coroutine[Any, Any, int]:
+        """The command's coroutine, made only once its loop is chosen (see loops.run)."""
+        if getattr(args, "resets_on_signal", False):
+            return reset_on_signals(command(args))
+        return command(args)
+
     try:
-        code: int = run_loop(args, work)
+        code = loops.run(work, args.loop)
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     except (OSError, ValueError, TypeError, RuntimeError) as exc:

@@ -10,9 +10,15 @@ import argparse
 import asyncio
 
 import udptcp
-from udptcp.cli.common import EXIT_OK, StdinReader, StdoutWriter, address, build_config, say
-
-READ_CHUNK_BYTES = 256 * 1024
+from udptcp.cli.common import (
+    EXIT_OK,
+    READ_CHUNK_BYTES,
+    StdinReader,
+    StdoutWriter,
+    build_config,
+    listening_line,
+    say,
+)
 
 
 async def listen(args: argparse.Namespace) -> int:
@@ -31,7 +37,7 @@ async def listen(args: argparse.Namespace) -> int:
     # The usual backlog, so a stranger's half-open SYN cannot keep the real peer out; the
     # first connection established wins and later ones are reset.
     server = await udptcp.start_server(on_connection, args.host, args.port, config=config)
-    say(f"listening on {address(server.sockets[0].getsockname())}", err=True)
+    say(listening_line(server), err=True)
     reader, writer = await accepted
     server.close()
     await relay(reader, writer)

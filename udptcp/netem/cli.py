@@ -10,12 +10,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import signal
 import sys
 
+from udptcp.addresses import format_address, parse_address
 from udptcp.netem.impair import Impairment
 from udptcp.netem.relay import SOCKET_BUFFER_BYTES, start_relay
 from udptcp.netem.spec import format_spec, impairment_from, parse_items
+from udptcp.signals import on_signals
 
 EXIT_OK = 0
 EXIT_RUNTIME_ERROR = 1
@@ -24,15 +25,12 @@ PROG = "udptcp netem"
 
 
 def host_port(text: str) -> tuple[str, int]:
-    """``HOST:PORT`` or ``[V6HOST]:PORT``, for argparse."""
-    host, sep, port = text.rpartition(":")
-    if not sep or not host:
-        raise argparse.ArgumentTypeError(f"{text!r} is not HOST:PORT (e.g. 127.0.0.1:9000)")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    if not port.isdigit() or int(port) > 65535:
-        raise argparse.ArgumentTypeError(f"{text!r}: port {port!r} is not a number in [0, 65535]")
-    return host, int(port)
+    """:func:`udptcp.addresses.parse_address` for argparse, which shows only an
+    ArgumentTypeError's own message (a ValueError becomes "invalid host_port value")."""
+    try:
+        return parse_address(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _seconds(text: str) -> float:
@@ -97,22 +95,6 @@ def _impairments(args: argparse.Namespace) -> tuple[Impairment, Impairment]:
     return directions[0], directions[1]
 
 
-def _show(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-def _stop_on_signals(stop: asyncio.Event) -> list[signal.Signals]:
-    """Route SIGINT/SIGTERM to ``stop`` so that either ends the run with a summary, not a trace."""
-    loop = asyncio.get_running_loop()
-    installed = []
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        # Not on Windows, nor outside the main thread: there only --duration ends a run cleanly.
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.add_signal_handler(sig, stop.set)
-            installed.append(sig)
-    return installed
-
-
 async def run(args: argparse.Namespace) -> int:
     """Relay until a signal or ``--duration``; 0 when done, 2 for a bad spec, 1 if sockets fail."""
     try:
@@ -127,33 +109,33 @@ async def run(args: argparse.Namespace) -> int:
         )
     except OSError as exc:
         print(
-            f"{PROG}: error: cannot relay {_show(listen_host, listen_port)} -> "
-            f"{_show(target_host, target_port)}: {exc}",
+            f"{PROG}: error: cannot relay {format_address(args.listen)} -> "
+            f"{format_address(args.target)}: {exc}",
             file=sys.stderr,
         )
         return EXIT_RUNTIME_ERROR
-    loop = asyncio.get_running_loop()
     stop = asyncio.Event()
-    # Before the first line: a script that reads it and then signals must find the handlers in place.
-    installed = _stop_on_signals(stop)
     try:
-        print(f"relaying {_show(*relay.address)} -> {_show(target_host, target_port)}", flush=True)
-        print(f"up: {format_spec(up)}")
-        print(f"down: {format_spec(down)}", flush=True)
-        if relay.socket_buffer_bytes < SOCKET_BUFFER_BYTES:  # Linux reports twice what it grants
-            print(
-                f"{PROG}: note: the kernel granted {relay.socket_buffer_bytes} octets of socket buffer, "
-                "not 4 MiB (raise net.core.rmem_max/wmem_max); bursts may be lost before impairment",
-                file=sys.stderr,
-            )
-        if args.duration is None:
-            await stop.wait()
-        else:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), args.duration)
+        # SIGINT/SIGTERM end the run with a summary, not a trace. Installed before the first
+        # line: a script that reads it and then signals must find the handlers in place. Where
+        # they cannot be installed (Windows, not the main thread) only --duration ends a run cleanly.
+        with on_signals(stop.set):
+            print(f"relaying {format_address(relay.address)} -> {format_address(args.target)}", flush=True)
+            print(f"up: {format_spec(up)}")
+            print(f"down: {format_spec(down)}", flush=True)
+            if relay.socket_buffer_bytes < SOCKET_BUFFER_BYTES:  # Linux reports twice what it grants
+                print(
+                    f"{PROG}: note: the kernel granted {relay.socket_buffer_bytes} octets of socket "
+                    "buffer, not 4 MiB (raise net.core.rmem_max/wmem_max); bursts may be lost before "
+                    "impairment",
+                    file=sys.stderr,
+                )
+            if args.duration is None:
+                await stop.wait()
+            else:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), args.duration)
     finally:
-        for sig in installed:
-            loop.remove_signal_handler(sig)
         relay.close()
         await relay.wait_closed()
     print(relay.summary(), flush=True)

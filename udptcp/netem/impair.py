@@ -69,8 +69,19 @@ class Impairment:
                 raise ValueError(f"drop_flags takes {'/'.join(FLAG_NAMES)} with a count, got {flag}:{count}")
 
 
+class Counters:
+    """Counts of what happened to datagrams, reported as one line in the relay's summary.
+
+    The base of both the model's and the relay's counters, so that the summary reads alike.
+    """
+
+    def summary(self) -> str:
+        """One line: every counter that is not zero, as ``name=value``, or ``nothing``."""
+        return ", ".join(f"{name}={value}" for name, value in vars(self).items() if value) or "nothing"
+
+
 @dataclass
-class PathCounters:
+class PathCounters(Counters):
     """What one direction did, for the relay's summary."""
 
     received: int = 0
@@ -91,11 +102,6 @@ class PathCounters:
         """Datagrams dropped for any reason."""
         return (self.dropped_random + self.dropped_burst + self.dropped_every + self.dropped_flag
                 + self.dropped_fin_ack + self.dropped_queue)
-
-    def summary(self) -> str:
-        """One line: every counter that is not zero."""
-        items = [(name, value) for name, value in vars(self).items() if value]
-        return ", ".join(f"{name}={value}" for name, value in items) or "nothing"
 
 
 class Path:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, fields
 from functools import partial
 from typing import Any, Literal
 
-from udptcp.netem.impair import Impairment, Path, PathCounters, make_paths
+from udptcp.netem.impair import Counters, Impairment, Path, PathCounters, make_paths
 
 Address = tuple[Any, ...]
 Direction = Literal["up", "down"]
@@ -41,7 +41,7 @@ TIMER_SLACK_S = 0.0005
 
 
 @dataclass
-class DeliveryCounters:
+class DeliveryCounters(Counters):
     """What the relay itself did to one direction, after the model: sent or dropped, and why."""
 
     sent: int = 0
@@ -49,10 +49,6 @@ class DeliveryCounters:
     dropped_early_full: int = 0
     dropped_send_buffer: int = 0
     dropped_closed: int = 0
-
-    def summary(self) -> str:
-        """Every counter that is not zero."""
-        return ", ".join(f"{name}={value}" for name, value in vars(self).items() if value) or "nothing"
 
 
 @dataclass(eq=False)
