@@ -194,6 +194,13 @@ def test_split_sack_first_block_inside_the_second_is_a_dsack() -> None:
     assert blocks == [(UNA + 2000, UNA + 4000), (UNA + 6000, UNA + 7000)]
 
 
+def test_split_sack_dsack_may_share_an_edge_with_the_second_block() -> None:
+    for dup in ((UNA + 2000, UNA + 2500), (UNA + 3500, UNA + 4000), (UNA + 2000, UNA + 4000)):
+        blocks, dsack = split_sack((dup, (UNA + 2000, UNA + 4000)), UNA, UNA)
+        assert dsack == dup
+        assert blocks == [(UNA + 2000, UNA + 4000)]
+
+
 def test_split_sack_first_block_overlapping_the_second_is_not_a_dsack() -> None:
     raw = ((UNA + 1500, UNA + 2500), (UNA + 2000, UNA + 4000))
     blocks, dsack = split_sack(raw, UNA, UNA)
