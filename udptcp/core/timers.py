@@ -41,9 +41,11 @@ class Timer:
     NAMES = ("HANDSHAKE", "RTO", "PROBE", "REORDER", "DELAYED_ACK", "PERSIST", "KEEPALIVE",
              "USER_TIMEOUT", "PACING", "CLOSE")
     """The kinds' names, by number."""
+    ALL = tuple(range(len(NAMES)))
+    """Every kind."""
 
 
-_KINDS = len(Timer.NAMES)
+_KINDS = len(Timer.ALL)
 
 
 class Timers:
