@@ -8,7 +8,6 @@ window) at hand-picked times, and checks the timers it arms and the ``Verdict`` 
 
 from __future__ import annotations
 
-import pytest
 from peer import ACK, BASIC, ISS, established
 
 from udptcp.config import Config
@@ -283,11 +282,6 @@ SHORT_USER_TIMEOUT_S = 30.0
 SHORT_UT = KEEPALIVE.replace(user_timeout_s=SHORT_USER_TIMEOUT_S)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: with user_timeout_s < keepalive_s the first keepalive probe arms USER_TIMEOUT at "
-    "last_heard + user_timeout_s, already past, so an idle live peer is reset before the "
-    "probe can be answered (Linux waits for probes_out > 0 and a later keepalive firing)"
-))
 def test_first_keepalive_probe_leaves_the_peer_time_to_answer_it() -> None:
     lv, timers, _ = idle_from_zero(SHORT_UT)
     assert probe_at(lv, KEEPALIVE_S) is Verdict.PROBE
@@ -295,10 +289,6 @@ def test_first_keepalive_probe_leaves_the_peer_time_to_answer_it() -> None:
     assert at is None or at > KEEPALIVE_S
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: a user timeout shorter than keepalive_s resets an idle connection at its first "
-    "keepalive firing, sending a RST instead of the probe (see the Liveness test above)"
-))
 def test_idle_connection_with_short_user_timeout_survives_its_first_keepalive() -> None:
     p = established(BASIC.replace(keepalive_s=KEEPALIVE_S, keepalive_interval_s=INTERVAL_S,
                                   keepalive_probes=PROBES, user_timeout_s=SHORT_USER_TIMEOUT_S))

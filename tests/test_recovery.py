@@ -461,11 +461,6 @@ def test_a_retransmitted_probe_whose_original_arrived_is_no_congestion_event() -
     assert f.cc.ssthresh == INFINITE_SSTHRESH
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: the congestion response to a loss repaired by a tail loss probe passes NewReno "
-    "SND.NXT - SND.UNA measured after the probe's ACK; when that ACK covers everything (the "
-    "usual tail loss) the flight is 0 and cwnd collapses to 2 segments instead of halving"
-))
 def test_newreno_halves_rather_than_collapses_after_a_repaired_tail_loss() -> None:
     f = probe_by_retransmission(cc="newreno", flight_segments=INITIAL_WINDOW_SEGMENTS)
     f.ack(INITIAL_WINDOW_SEGMENTS, 0.3)
@@ -540,11 +535,6 @@ def test_a_partial_ack_marks_the_next_segment_lost() -> None:
     assert f.stats.loss_episodes == 1
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: without SACK, RACK still runs on cumulative ACKs; a partial ACK that acknowledges "
-    "a fast retransmission (one RTT after it) makes every segment sent before it lost, so "
-    "NewReno's one-segment-per-partial-ACK becomes go-back-N of data the peer already holds"
-))
 def test_a_partial_ack_without_sack_marks_only_the_next_segment_lost() -> None:
     f = Flight(sack=False)
     f.send(8, 0.0)

@@ -34,6 +34,7 @@ class Liveness:
 
     __slots__ = (
         "_config",
+        "_first_probe_at",
         "_stats",
         "_timers",
         "keepalive_probes",
@@ -51,6 +52,7 @@ class Liveness:
         """When the peer last sent anything."""
         self.keepalive_probes = 0
         """Keepalive probes sent since the peer was last heard from."""
+        self._first_probe_at = 0.0
         self.window_probes = 0
         """Zero-window probes sent since the last ACK."""
         self.persist_backoff = 0
@@ -140,6 +142,8 @@ class Liveness:
             return None
         if self.keepalive_probes >= config.keepalive_probes and config.user_timeout_s is None:
             return Verdict.GIVE_UP
+        if not self.keepalive_probes:
+            self._first_probe_at = now
         self.keepalive_probes += 1
         self._stats.keepalive_probes += 1
         timers.arm(Timer.KEEPALIVE, now + config.keepalive_interval_s)
@@ -147,14 +151,24 @@ class Liveness:
         return Verdict.PROBE
 
     def _refresh_user_timeout(self) -> None:
-        """Arm the user timeout from its inputs: unacknowledged data, or unanswered keepalives."""
+        """Arm the user timeout from its inputs: unacknowledged data, or unanswered keepalives.
+
+        Silence counts once a keepalive probe is out (as Linux): the connection fails when the
+        peer has been silent for the user timeout, but never before the first probe had a
+        probe interval to be answered in, however short the user timeout is.
+        """
         limit_s = self._config.user_timeout_s
         if limit_s is None:
             return
         since = self.unacked_since
-        if self.keepalive_probes and (since is None or self.last_heard < since):
-            since = self.last_heard  # keepalive probes unanswered: silence counts too (as Linux)
-        if since is None:
+        deadline = None if since is None else since + limit_s
+        if self.keepalive_probes:
+            silent_until = max(
+                self.last_heard + limit_s, self._first_probe_at + self._config.keepalive_interval_s
+            )
+            if deadline is None or silent_until < deadline:
+                deadline = silent_until
+        if deadline is None:
             self._timers.cancel(Timer.USER_TIMEOUT)
         else:
-            self._timers.arm(Timer.USER_TIMEOUT, since + limit_s)
+            self._timers.arm(Timer.USER_TIMEOUT, deadline)

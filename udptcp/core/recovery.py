@@ -3,8 +3,9 @@
 The scoreboard (``sender.Sender``) knows what was sent and what arrived; this module decides
 what is lost and when, tells the congestion controller, and keeps the three timers that drive
 it: RACK's reordering timer, the tail loss probe (PTO) and the RTO. With a peer that does not
-do SACK, RACK sees no segment delivered beyond a hole, so the floor applies instead: fast
-retransmit on the third duplicate ACK and NewReno's partial ACKs (RFC 5681, RFC 6582). It
+do SACK, RACK would see no segment delivered beyond a hole, so it stays off and the floor
+applies instead: fast retransmit on the third duplicate ACK and NewReno's partial ACKs
+(RFC 5681, RFC 6582). It
 also detects spurious retransmissions with timestamps (Eifel, RFC 3522) and DSACK
 (RFC 2883), undoing the window reduction (RFC 4015) and widening RACK's reordering window.
 
@@ -49,6 +50,7 @@ class LossRecovery:
         "timeouts",
         "timers",
         "tlp_end",
+        "tlp_flight",
         "tlp_retransmitted",
         "tlp_ts",
         "tx",
@@ -80,6 +82,7 @@ class LossRecovery:
         self.undo_marker: int | None = None
         self.undo_retrans = 0
         self.tlp_end: int | None = None
+        self.tlp_flight = 0
         self.tlp_retransmitted = False
         self.tlp_ts: int | None = None
         self.timeouts = 0
@@ -199,6 +202,11 @@ class LossRecovery:
                 self._on_lost(now, lost)
 
     def _detect(self, now: float) -> None:
+        if not self.sack:
+            # Without SACK nothing beyond a hole is known to have arrived: a cumulative ACK
+            # would make RACK judge the whole rest of the window lost. Duplicate ACKs and
+            # NewReno's partial ACKs find the holes instead (as Linux does for such peers).
+            return
         lost, recheck_at = self.tx.rack_detect(now, self.reo_wnd())
         if recheck_at is None:
             self.timers.cancel(Timer.REORDER)
@@ -298,6 +306,7 @@ class LossRecovery:
         self.stats.tail_loss_probes += 1
         self.timers.cancel(Timer.PROBE)
         self.tlp_end = self.tx.nxt
+        self.tlp_flight = self.tx.nxt - self.tx.una
         self.tlp_retransmitted = retransmitted
         self.tlp_ts = tsval
         self.timers.arm(Timer.RTO, now + self.rtt.rto_s)
@@ -310,7 +319,8 @@ class LossRecovery:
         self.tlp_end = None
         if repaired and self.recovery_point is None:
             self.stats.loss_episodes += 1
-            self.cc.on_congestion_event(now, self.tx.nxt - self.tx.una, self.rtt)
+            # The flight when the probe went out: the probe's ACK usually acknowledges it all.
+            self.cc.on_congestion_event(now, self.tlp_flight, self.rtt)
             self.cc.on_recovery_exit(now)
 
     def on_rto(self, now: float) -> None:
