@@ -72,6 +72,9 @@ class Config:
         shutdown_linger_s: how long closing an endpoint (or leaving ``asyncio.run``) waits for
             its connections in TIME_WAIT to finish; None follows their own timers: 2 * msl_s,
             longer when a retransmitted FIN restarts one, at most 4 * 2 * msl_s in all.
+        gso, gro: let the kernel cut a burst of equal-size datagrams from one send (UDP GSO)
+            and coalesce arriving ones (UDP GRO), where it can (Linux); False sends and
+            receives one datagram per system call.
     """
 
     mss: int = DEFAULT_MSS
@@ -97,6 +100,8 @@ class Config:
     backlog: int = 128
     socket_buffer_bytes: int = 4 * 1024 * 1024
     shutdown_linger_s: float | None = None
+    gso: bool = True
+    gro: bool = True
 
     def __post_init__(self) -> None:
         for f in fields(self):

@@ -25,6 +25,7 @@ from udptcp.core import Connection, State, reset_for_unknown
 from udptcp.core.isn import SECRET_BYTES, isn_for
 from udptcp.log import get_logger
 from udptcp.transport import Address, StreamTransport, clock
+from udptcp.udpsocket import UdpSocket, open_udp_socket
 from udptcp.wire import ACK, RST, SYN, MalformedSegment, decode_datagram, parse_options
 
 MAX_LINGER_TIME_WAITS = 4
@@ -60,7 +61,8 @@ class Endpoint(asyncio.DatagramProtocol):
         self.listener: Listener | None = None
         self.writing_paused = False
         self.auto_close = True
-        self._udp: asyncio.DatagramTransport | None = None
+        self._udp: asyncio.DatagramTransport | UdpSocket | None = None
+        self._own_socket: UdpSocket | None = None
         self._connected = False
         self._by_peer: dict[Address, StreamTransport] = {}
         self._attached: set[StreamTransport] = set()
@@ -71,21 +73,44 @@ class Endpoint(asyncio.DatagramProtocol):
 
     # -- asyncio.DatagramProtocol ----------------------------------------------------------
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+    def connection_made(self, transport: asyncio.BaseTransport | UdpSocket) -> None:
         LIVE.add(self)
-        self._udp = cast(asyncio.DatagramTransport, transport)  # uvloop's is not a subclass
+        if isinstance(transport, UdpSocket):
+            self._udp = self._own_socket = transport
+        else:
+            self._udp = cast(asyncio.DatagramTransport, transport)  # uvloop's is not a subclass
         self.socket = transport.get_extra_info("socket")
         self.local_addr = transport.get_extra_info("sockname")
         self._connected = transport.get_extra_info("peername") is not None
 
+    @property
+    def io_path(self) -> str:
+        """How this endpoint's datagrams move (for ``udptcp bench`` and ``--version``)."""
+        if self._own_socket is not None:
+            return self._own_socket.io_path
+        return "the loop's datagram transport"
+
     def datagram_received(self, data: bytes, addr: Address) -> None:
-        conn_transport = self._by_peer.get(addr)
-        if conn_transport is None or (
-            conn_transport.conn.state is State.TIME_WAIT and self._reopens(conn_transport, data)
-        ):
-            self._from_stranger(data, addr)
-        else:
-            conn_transport.datagram_received(data)
+        """One datagram, from the loop's datagram transport (the fallback path)."""
+        self.datagrams_received([(data, addr)])
+
+    def datagrams_received(self, batch: list[tuple[bytes | memoryview, Address]]) -> None:
+        """The datagrams of one wake-up: each goes through its connection's core, then every
+        connection that received something runs its output once (one ACK for the batch, one
+        delivery to the application, one timer re-arm)."""
+        by_peer = self._by_peer
+        touched: dict[StreamTransport, None] = {}
+        for data, addr in batch:
+            conn_transport = by_peer.get(addr)
+            if conn_transport is None or (
+                conn_transport.conn.state is State.TIME_WAIT and self._reopens(conn_transport, data)
+            ):
+                self._from_stranger(data, addr)
+            else:
+                conn_transport.feed(data)
+                touched[conn_transport] = None
+        for conn_transport in touched:
+            conn_transport.pump()
 
     def error_received(self, exc: Exception) -> None:
         # ICMP errors reach only connected (client) sockets. Port unreachable fails an open
@@ -121,7 +146,9 @@ class Endpoint(asyncio.DatagramProtocol):
         udp = self._udp
         if udp is None or udp.is_closing():
             return
-        if self._connected:
+        if self._own_socket is not None:
+            self._own_socket.send_batch(datagrams, peer)
+        elif self._connected:
             for datagram in datagrams:
                 udp.sendto(datagram)
         else:
@@ -175,7 +202,7 @@ class Endpoint(asyncio.DatagramProtocol):
         transport.start()
         return transport
 
-    def open_passive(self, peer: Address, syn: bytes, isn: int | None = None) -> StreamTransport:
+    def open_passive(self, peer: Address, syn: bytes | memoryview, isn: int | None = None) -> StreamTransport:
         """A connection in LISTEN, fed the SYN that created it."""
         now = clock()
         conn = Connection(
@@ -187,7 +214,7 @@ class Endpoint(asyncio.DatagramProtocol):
         transport.datagram_received(syn)
         return transport
 
-    def _from_stranger(self, data: bytes, addr: Address) -> None:
+    def _from_stranger(self, data: bytes | memoryview, addr: Address) -> None:
         try:
             flags = decode_datagram(data)[0]
         except MalformedSegment:
@@ -202,7 +229,7 @@ class Endpoint(asyncio.DatagramProtocol):
             self.counters.resets_sent += 1
             self._udp.sendto(reply, None if self._connected else addr)
 
-    def _reopens(self, old: StreamTransport, data: bytes) -> bool:
+    def _reopens(self, old: StreamTransport, data: bytes | memoryview) -> bool:
         """A SYN that may take over a pair of addresses still in TIME_WAIT (RFC 6191)."""
         listener = self.listener
         if listener is None or not listener.accepting:
@@ -302,7 +329,7 @@ class Listener:
         self._half_open: dict[StreamTransport, None] = {}  # in arrival order
         self._queue: deque[StreamTransport] = deque()
 
-    def on_syn(self, syn: bytes, peer: Address) -> None:
+    def on_syn(self, syn: bytes | memoryview, peer: Address) -> None:
         """A SYN from a new peer: open a connection if the backlog has room.
 
         A full backlog of half-open connections gives up its oldest one for the newcomer: a
@@ -348,6 +375,17 @@ class Listener:
             transport.abort()
         self._queue.clear()
         self._half_open.clear()
+
+
+async def bind(endpoint: Endpoint, sock: socket.socket) -> None:
+    """Put ``endpoint`` on ``sock``: driven by udptcp itself where the loop lets it watch a
+    socket (batches, GSO, GRO), else through the loop's own datagram transport."""
+    config = endpoint.config
+    udp = open_udp_socket(endpoint.loop, sock, endpoint, gso=config.gso, gro=config.gro)
+    if udp is not None:
+        endpoint.connection_made(udp)
+    else:
+        await endpoint.loop.create_datagram_endpoint(lambda: endpoint, sock=sock)
 
 
 def make_socket(family: int, config: Config) -> socket.socket:

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from udptcp import lifetime, loops
 from udptcp.addresses import format_address
 from udptcp.config import Config
-from udptcp.endpoint import Endpoint, Listener, make_socket
+from udptcp.endpoint import Endpoint, Listener, bind, make_socket
 from udptcp.transport import Address, StreamTransport
 
 DEFAULT_LIMIT = 2**16
@@ -62,7 +62,7 @@ async def open_connection(
         sock.connect(peer)
         peer = sock.getpeername()
         endpoint = Endpoint(cfg, loop)
-        await loop.create_datagram_endpoint(lambda: endpoint, sock=sock)
+        await bind(endpoint, sock)
     except OSError as exc:
         sock.close()
         if local_addr is not None and exc.errno == errno.EADDRINUSE:
@@ -130,7 +130,7 @@ async def start_server(
                 raise OSError(exc.errno, f"cannot listen on {format_address(addr)}: {exc.strerror}") from exc
             endpoint = Endpoint(cfg, loop)
             endpoint.auto_close = False
-            await loop.create_datagram_endpoint(_factory(endpoint), sock=sock)
+            await bind(endpoint, sock)
             server.add_endpoint(endpoint)
     except BaseException:
         server.close()
@@ -264,10 +264,6 @@ class Server:
 def run(main: Coroutine[Any, Any, T], *, use_uvloop: bool = True, debug: bool | None = None) -> T:
     """Run ``main`` like ``asyncio.run``, on uvloop when it is installed (unless told not to)."""
     return loops.run(lambda: main, "auto" if use_uvloop else "asyncio", debug=debug)
-
-
-def _factory(endpoint: Endpoint) -> Callable[[], Endpoint]:
-    return lambda: endpoint
 
 
 def _check_port(port: int | str) -> int:

@@ -76,11 +76,19 @@ class StreamTransport(asyncio.Transport):
 
     # -- the driver ------------------------------------------------------------------------
 
-    def datagram_received(self, data: bytes) -> None:
-        """A datagram from our peer, routed here by the endpoint."""
+    def datagram_received(self, data: bytes | memoryview) -> None:
+        """A datagram from our peer, on its own: take it and answer at once."""
+        self.feed(data)
+        self._pump()
+
+    def feed(self, data: bytes | memoryview) -> None:
+        """A datagram from our peer, one of a batch: the endpoint calls ``pump`` after the last."""
         if self._trace is not None:
             self._trace_segment("received", data)
         self.conn.receive_datagram(data, self._clock())
+
+    def pump(self) -> None:
+        """Act on everything the core did since the last pump: deliver, send, re-arm."""
         self._pump()
 
     def _clock(self, at_least: float = 0.0) -> float:
@@ -89,7 +97,7 @@ class StreamTransport(asyncio.Transport):
         self._now = now
         return now
 
-    def _trace_segment(self, direction: str, data: bytes) -> None:
+    def _trace_segment(self, direction: str, data: bytes | memoryview) -> None:
         assert self._trace is not None
         try:
             seg = Segment.decode(data)
@@ -113,8 +121,17 @@ class StreamTransport(asyncio.Transport):
     def _pump(self) -> None:
         conn = self.conn
         self._pump_scheduled = False
+        chunks: list[bytes | memoryview] = []
         while (event := conn.next_event()) is not None:
+            if type(event) is DataReceived:
+                chunks.append(event.data)
+                continue
+            if chunks:
+                self._deliver(chunks)
+                chunks = []
             self._on_event(event)
+        if chunks:
+            self._deliver(chunks)
         endpoint = self._endpoint
         if not endpoint.writing_paused:
             self.send_due()
@@ -166,12 +183,15 @@ class StreamTransport(asyncio.Transport):
         self.conn.handle_timer(self._clock(due))
         self._pump()
 
+    def _deliver(self, chunks: list[bytes | memoryview]) -> None:
+        """In-order data of one pass, handed to the protocol in one call."""
+        protocol = self._protocol
+        if isinstance(protocol, asyncio.Protocol) and not self._closing:
+            data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            protocol.data_received(data)  # type: ignore[arg-type]
+
     def _on_event(self, event: object) -> None:
-        if isinstance(event, DataReceived):
-            protocol = self._protocol
-            if isinstance(protocol, asyncio.Protocol) and not self._closing:
-                protocol.data_received(event.data)  # type: ignore[arg-type]
-        elif isinstance(event, StateChanged):
+        if isinstance(event, StateChanged):
             if self._debug:
                 self._log.debug(
                     "state change", old=event.old.name, new=event.new.name, cause=event.cause.value

@@ -1,0 +1,280 @@
+"""A UDP socket that udptcp reads and writes itself, from the event loop's readiness callbacks.
+
+The loops' own datagram transports hand over one datagram per callback (the stock loop also
+reads only one per wake-up) and pass no ancillary data, so neither batching nor the kernel's
+segmentation offloads are possible through them. This socket is driven with
+``loop.add_reader``/``add_writer`` instead, on uvloop and the stock loop alike:
+
+- every readiness callback drains up to ``MAX_DATAGRAMS_PER_WAKEUP`` datagrams and hands them
+  over as one batch, so the protocol runs once per wake-up rather than once per datagram;
+- with UDP GRO (Linux 5.0+), one ``recvmsg`` returns many datagrams of one flow coalesced, and
+  the segment size the kernel reports splits them again;
+- with UDP GSO (Linux 4.18+), a burst of equal-size datagrams to one peer leaves in one
+  ``sendmsg``, the kernel cutting it at the segment size.
+
+Both offloads are detected at run time and fall back to one datagram per call where the kernel
+lacks them (or a send fails with EIO, as on devices without checksum offload).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import socket
+import struct
+from collections import deque
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+Address = tuple[Any, ...]
+
+SOL_UDP = 17
+UDP_SEGMENT = 103
+"""Linux's socket option for GSO (``linux/udp.h``); Python 3.11's ``socket`` does not name it."""
+UDP_GRO = 104
+MAX_DATAGRAMS_PER_WAKEUP = 64
+"""Bound of one readiness callback's work, so other connections' timers and sockets get turns."""
+MAX_UDP_PAYLOAD_BYTES = 65535
+GSO_MAX_SEGMENTS = 64
+"""Datagrams in one GSO send (the kernel's UDP_MAX_SEGMENTS is 64 on older kernels)."""
+GSO_MAX_BYTES = 65000
+"""A GSO send is one UDP datagram to the kernel: its payload must stay under 64 KiB."""
+MAX_QUEUED_BYTES = 4 * 1024 * 1024
+"""Datagrams waiting for the socket to drain, beyond which new ones are dropped and counted."""
+_SEGMENT_SIZE = struct.Struct("=H")
+_GRO_SIZE = struct.Struct("=i")
+_GRO_ANCILLARY_BYTES = socket.CMSG_SPACE(_GRO_SIZE.size)
+
+
+class DatagramSink(Protocol):
+    """What the socket reports to: the endpoint."""
+
+    def datagrams_received(self, batch: list[tuple[bytes | memoryview, Address]]) -> None:
+        """Datagrams that arrived in one wake-up, in arrival order."""
+
+    def error_received(self, exc: Exception) -> None:
+        """The socket reported an error (an ICMP error on a connected socket, say)."""
+
+    def pause_writing(self) -> None:
+        """The kernel's send buffer is full: stop producing datagrams."""
+
+    def resume_writing(self) -> None:
+        """The send buffer drained."""
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """The socket is closed."""
+
+
+def supports_gso(sock: socket.socket) -> bool:
+    """The kernel takes UDP_SEGMENT on this socket."""
+    try:
+        sock.getsockopt(SOL_UDP, UDP_SEGMENT)
+    except OSError:
+        return False
+    return True
+
+
+def enable_gro(sock: socket.socket) -> bool:
+    """Ask the kernel to coalesce arriving datagrams; False where it cannot."""
+    try:
+        sock.setsockopt(SOL_UDP, UDP_GRO, 1)
+    except OSError:
+        return False
+    return True
+
+
+class UdpSocket:
+    """One non-blocking UDP socket on an event loop, read and written in batches."""
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, sock: socket.socket, sink: DatagramSink, *,
+        gso: bool = True, gro: bool = True,
+    ) -> None:
+        self._loop = loop
+        self._sock = sock
+        self._sink = sink
+        self._fd = sock.fileno()
+        self._connected = _peer_of(sock) is not None
+        self.gso = gso and supports_gso(sock)
+        self.gro = gro and enable_gro(sock)
+        self._queue: deque[tuple[list[bytes], Address | None]] = deque()
+        self._queued_bytes = 0
+        self._writing_paused = False
+        self._closing = False
+        self.dropped_send_queue_full = 0
+        self._extra = {
+            "socket": sock, "sockname": sock.getsockname(), "peername": _peer_of(sock),
+        }
+        loop.add_reader(self._fd, self._on_readable)
+
+    @property
+    def io_path(self) -> str:
+        """How datagrams move, for reports: ``recvmsg+GRO, sendmsg+GSO`` and the like."""
+        read = "recvmsg+GRO" if self.gro else "recvfrom"
+        write = "sendmsg+GSO" if self.gso else "sendto"
+        return f"own socket ({read}, {write})"
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        """``socket``, ``sockname`` and ``peername``, as a datagram transport answers them."""
+        return self._extra.get(name, default)
+
+    def is_closing(self) -> bool:
+        return self._closing
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def _on_readable(self) -> None:
+        sock = self._sock
+        batch: list[tuple[bytes | memoryview, Address]] = []
+        error: OSError | None = None
+        try:
+            if self.gro:
+                self._read_coalesced(sock, batch)
+            else:
+                for _ in range(MAX_DATAGRAMS_PER_WAKEUP):
+                    data, addr = sock.recvfrom(MAX_UDP_PAYLOAD_BYTES)
+                    batch.append((data, addr))
+        except (BlockingIOError, InterruptedError):
+            pass
+        except OSError as exc:
+            error = exc
+        if batch:
+            self._sink.datagrams_received(batch)
+        if error is not None and not self._closing:
+            self._sink.error_received(error)
+
+    def _read_coalesced(self, sock: socket.socket, batch: list[tuple[bytes | memoryview, Address]]) -> None:
+        """Drain with GRO: each ``recvmsg`` may hold several datagrams of ``size`` octets."""
+        while len(batch) < MAX_DATAGRAMS_PER_WAKEUP:
+            data, ancdata, _flags, addr = sock.recvmsg(MAX_UDP_PAYLOAD_BYTES, _GRO_ANCILLARY_BYTES)
+            size = 0
+            for level, kind, value in ancdata:
+                if level == SOL_UDP and kind == UDP_GRO and len(value) >= _GRO_SIZE.size:
+                    size = _GRO_SIZE.unpack_from(value)[0]
+            if size <= 0 or size >= len(data):
+                batch.append((data, addr))
+                continue
+            view = memoryview(data)
+            batch.extend((view[at : at + size], addr) for at in range(0, len(data), size))
+
+    # -- writing ----------------------------------------------------------------------------
+
+    def sendto(self, data: bytes, addr: Address | None = None) -> None:
+        """Send one datagram (to ``addr``, or the connected peer)."""
+        self.send_batch([data], addr)
+
+    def send_batch(self, datagrams: Sequence[bytes], addr: Address | None) -> None:
+        """Send datagrams to one peer in order: runs of equal size in one GSO call each."""
+        if self._closing or not datagrams:
+            return
+        target = None if self._connected else addr
+        if self._queue:
+            self._enqueue(list(datagrams), target)
+            return
+        sent = self._send_now(datagrams, target)
+        if sent < len(datagrams):
+            self._enqueue(list(datagrams[sent:]), target)
+
+    def _send_now(self, datagrams: Sequence[bytes], target: Address | None) -> int:
+        """Send as much as the kernel takes now; the number of datagrams sent."""
+        sock = self._sock
+        count = len(datagrams)
+        i = 0
+        try:
+            while i < count:
+                first = datagrams[i]
+                run = 1
+                if self.gso:
+                    size = len(first)
+                    limit = min(count - i, GSO_MAX_SEGMENTS, GSO_MAX_BYTES // max(size, 1))
+                    # Equal sizes, except that the run's last datagram may be shorter.
+                    while run < limit and len(datagrams[i + run]) == size:
+                        run += 1
+                    if run < limit and len(datagrams[i + run]) < size:
+                        run += 1
+                if run > 1:
+                    self._send_segmented(datagrams[i : i + run], len(first), target)
+                elif target is None:
+                    sock.send(first)
+                else:
+                    sock.sendto(first, target)
+                i += run
+        except (BlockingIOError, InterruptedError):
+            return i
+        except OSError as exc:
+            if exc.errno == errno.EIO and self.gso:
+                self.gso = False  # the device cannot segment: one datagram per call from now
+                return i + self._send_now(datagrams[i:], target)
+            self._sink.error_received(exc)
+            return count  # the datagrams are lost, as a network would lose them
+        return count
+
+    def _send_segmented(self, run: Sequence[bytes], size: int, target: Address | None) -> None:
+        ancillary = [(SOL_UDP, UDP_SEGMENT, _SEGMENT_SIZE.pack(size))]
+        if target is None:
+            self._sock.sendmsg(run, ancillary)
+        else:
+            self._sock.sendmsg(run, ancillary, 0, target)
+
+    def _enqueue(self, datagrams: list[bytes], target: Address | None) -> None:
+        size = sum(len(d) for d in datagrams)
+        if self._queued_bytes + size > MAX_QUEUED_BYTES:
+            self.dropped_send_queue_full += len(datagrams)
+            return
+        if not self._queue:
+            self._loop.add_writer(self._fd, self._on_writable)
+        self._queue.append((datagrams, target))
+        self._queued_bytes += size
+        if not self._writing_paused:
+            self._writing_paused = True
+            self._sink.pause_writing()
+
+    def _on_writable(self) -> None:
+        queue = self._queue
+        while queue:
+            datagrams, target = queue[0]
+            sent = self._send_now(datagrams, target)
+            self._queued_bytes -= sum(len(d) for d in datagrams[:sent])
+            if sent < len(datagrams):
+                queue[0] = (datagrams[sent:], target)
+                return
+            queue.popleft()
+        self._loop.remove_writer(self._fd)
+        if self._writing_paused:
+            self._writing_paused = False
+            self._sink.resume_writing()
+
+    # -- closing ----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Stop reading and writing, close the socket, and tell the sink (soon, as asyncio does)."""
+        if self._closing:
+            return
+        self._closing = True
+        self._loop.remove_reader(self._fd)
+        if self._queue:
+            self._loop.remove_writer(self._fd)
+            self._queue.clear()
+        self._loop.call_soon(self._finish_close)
+
+    def _finish_close(self) -> None:
+        self._sock.close()
+        self._sink.connection_lost(None)
+
+
+def _peer_of(sock: socket.socket) -> Address | None:
+    with contextlib.suppress(OSError):
+        return tuple(sock.getpeername())
+    return None
+
+
+def open_udp_socket(
+    loop: asyncio.AbstractEventLoop, sock: socket.socket, sink: DatagramSink, *, gso: bool, gro: bool,
+) -> UdpSocket | None:
+    """Drive ``sock`` ourselves, or None where the loop cannot watch a socket (Windows' proactor)."""
+    try:
+        return UdpSocket(loop, sock, sink, gso=gso, gro=gro)
+    except NotImplementedError:
+        return None
+
