@@ -3,20 +3,35 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+BUILT := $(VENV)/.core-built-stamp
+CORE_SOURCES := $(shell find udptcp/core -name '*.py') udptcp/wire.py setup.py
 
-.PHONY: demo test lint typecheck bench compare lossy clean
+.PHONY: demo test build lint typecheck bench compare lossy clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,dev]'
+	$(BIN)/python -m pip install --quiet --upgrade pip setuptools
+	UDPTCP_COMPILE=0 $(BIN)/python -m pip install --quiet -e '.[test,dev]'
 	touch $(STAMP)
 
-demo: $(STAMP)
+# The core compiled with mypyc where a C compiler is present (setup.py), next to its sources,
+# and again after every edit of them (a stale build is never used: udptcp/corebuild.py).
+$(BUILT): $(STAMP) $(CORE_SOURCES)
+	@echo "compiling the core with mypyc (about a minute)"
+	$(BIN)/python setup.py --quiet build_ext --inplace
+	touch $(BUILT)
+
+build: $(BUILT)
+
+demo: $(BUILT)
 	$(BIN)/python examples/demo.py
 
-test: lint typecheck
+# The whole suite runs twice: against the compiled core, then against the pure-Python one.
+test: lint typecheck $(BUILT)
+	@$(BIN)/python -c "import udptcp.corebuild as b; print('== tests against the', b.core_build(), 'core')"
 	$(BIN)/python -m pytest -q
+	@echo "== tests against the pure Python core (UDPTCP_PURE_PYTHON=1)"
+	UDPTCP_PURE_PYTHON=1 $(BIN)/python -m pytest -q
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -24,16 +39,17 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-bench: $(STAMP)
+bench: $(BUILT)
 	$(BIN)/udptcp bench
 
-compare: $(STAMP)
+compare: $(BUILT)
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python benchmarks/compare.py
 
-lossy: $(STAMP)
+lossy: $(BUILT)
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python benchmarks/lossy.py --plot benchmarks/out/lossy.png
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	find udptcp -name '*.so' -delete

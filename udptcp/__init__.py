@@ -5,9 +5,13 @@ The API is asyncio's: ``reader, writer = await udptcp.open_connection(host, port
 (``udptcp.core``); ``udptcp.wire`` is the segment codec.
 """
 
-from udptcp.config import Config
-from udptcp.core import CloseReason, State
-from udptcp.streams import DEFAULT_LIMIT, Server, open_connection, run, start_server
+from udptcp import corebuild
+
+corebuild.install()  # before the core is imported: compiled, or its .py files (see corebuild)
+
+from udptcp.config import Config  # noqa: E402
+from udptcp.core import CloseReason, State  # noqa: E402
+from udptcp.streams import DEFAULT_LIMIT, Server, open_connection, run, start_server  # noqa: E402
 
 __all__ = [
     "DEFAULT_LIMIT",

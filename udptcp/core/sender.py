@@ -80,6 +80,14 @@ class AckOutcome:
         unambiguous RTT sample: Karn's rule (no retransmitted segment among those it
         acknowledged), and no segment already given up as lost (when it arrived is unknown)."""
 
+    def reset(self) -> None:
+        """Forget the last ACK's outcome."""
+        self.acked = 0
+        self.sacked = 0
+        self.latest = None
+        self.reordering = False
+        self.rtt_sent_at = None
+
 
 class Sender:
     """Send buffer, scoreboard, RACK state and delivery-rate state of one connection."""
@@ -240,10 +248,8 @@ class Sender:
     def on_ack(self, ack: int, blocks: list[tuple[int, int]], now: float) -> AckOutcome:
         """Apply a cumulative ACK (already validated) and the SACK blocks that came with it."""
         out = self.outcome
-        out.acked = out.sacked = 0
-        out.latest = None
-        out.reordering = False
-        out.rtt_sent_at = None
+        out.reset()  # a method, not assignments here: a compiled build must not assume the
+        # fields stay as assigned across the calls below, which change them
         if ack > self.una:
             self._cumulative(ack, out)
         if blocks:

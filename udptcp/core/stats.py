@@ -2,6 +2,30 @@
 
 from __future__ import annotations
 
+COUNTER_NAMES = (
+    "bytes_received",
+    "bytes_sent",
+    "challenge_acks",
+    "dropped_malformed",
+    "dropped_out_of_window",
+    "dsacks_received",
+    "duplicate_segments",
+    "fast_retransmits",
+    "keepalive_probes",
+    "loss_episodes",
+    "paws_rejected",
+    "reordering_events",
+    "resets_ignored",
+    "retransmitted_segments",
+    "segments_received",
+    "segments_sent",
+    "spurious_undos",
+    "tail_loss_probes",
+    "timeouts",
+    "window_probes",
+)
+"""Every counter, by name (a compiled build's classes have no ``__slots__`` to list them)."""
+
 
 class ConnectionStats:
     """Plain integer counters, bumped in place (never recomputed)."""
@@ -53,4 +77,4 @@ class ConnectionStats:
 
     def as_dict(self) -> dict[str, int]:
         """A snapshot, for logs and ``get_extra_info``."""
-        return {name: getattr(self, name) for name in self.__slots__}
+        return {name: getattr(self, name) for name in COUNTER_NAMES}

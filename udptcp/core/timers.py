@@ -9,6 +9,8 @@ nothing else holds a deadline, so "what is pending" is answered in one place.
 
 from __future__ import annotations
 
+from typing import Final
+
 
 class Timer:
     """The kinds of deadline a connection keeps (each at most once).
@@ -17,31 +19,31 @@ class Timer:
     member costs a descriptor lookup each time.
     """
 
-    HANDSHAKE = 0
+    HANDSHAKE: Final = 0
     """Retransmit our SYN or SYN-ACK (RFC 6298 5.7's initial RTO, doubled each time)."""
-    RTO = 1
+    RTO: Final = 1
     """The retransmission timeout (RFC 6298)."""
-    PROBE = 2
+    PROBE: Final = 2
     """RACK-TLP's probe timeout: send a tail loss probe (RFC 8985 7.2)."""
-    REORDER = 3
+    REORDER: Final = 3
     """RACK's reordering window ends for a segment that may be lost (RFC 8985 6.2)."""
-    DELAYED_ACK = 4
+    DELAYED_ACK: Final = 4
     """Acknowledge a lone in-order segment (RFC 9293 3.8.6.3)."""
-    PERSIST = 5
+    PERSIST: Final = 5
     """Probe the peer's zero window (RFC 9293 3.8.6.1)."""
-    KEEPALIVE = 6
+    KEEPALIVE: Final = 6
     """Probe an idle peer (RFC 9293 3.8.4)."""
-    USER_TIMEOUT = 7
+    USER_TIMEOUT: Final = 7
     """Give up on a peer that acknowledges nothing (RFC 5482, Linux's TCP_USER_TIMEOUT)."""
-    PACING = 8
+    PACING: Final = 8
     """The pacer lets the next segment go."""
-    CLOSE = 9
+    CLOSE: Final = 9
     """Leave TIME_WAIT after 2*MSL, or an orphaned FIN_WAIT_2."""
 
-    NAMES = ("HANDSHAKE", "RTO", "PROBE", "REORDER", "DELAYED_ACK", "PERSIST", "KEEPALIVE",
+    NAMES: Final = ("HANDSHAKE", "RTO", "PROBE", "REORDER", "DELAYED_ACK", "PERSIST", "KEEPALIVE",
              "USER_TIMEOUT", "PACING", "CLOSE")
     """The kinds' names, by number."""
-    ALL = tuple(range(len(NAMES)))
+    ALL: Final = tuple(range(len(NAMES)))
     """Every kind."""
 
 
