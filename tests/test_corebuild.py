@@ -40,13 +40,16 @@ def _run(code: str, env_extra: dict[str, str], cwd: Path | None = None) -> subpr
 
 
 needs_compiled = pytest.mark.skipif(
-    not _compiled_on_disk(), reason="the core is not compiled here (no C compiler, or UDPTCP_COMPILE=0)"
+    not _compiled_on_disk() or bool(corebuild.stale_modules()),
+    reason="the core is not compiled here (no C compiler, UDPTCP_COMPILE=0), or was edited since "
+    "(make build)",
 )
 
 
 def test_this_process_runs_the_build_it_should() -> None:
     pure_asked = os.environ.get(corebuild.PURE_PYTHON_ENV, "") not in ("", "0")
-    expected = "compiled (mypyc)" if _compiled_on_disk() and not pure_asked else "pure Python"
+    fresh = _compiled_on_disk() and not corebuild.stale_modules()
+    expected = "compiled (mypyc)" if fresh and not pure_asked else "pure Python"
     assert corebuild.core_build() == expected
 
 

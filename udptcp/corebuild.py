@@ -36,7 +36,7 @@ def _extension_of(source: Path) -> Path | None:
     return None
 
 
-def _stale_modules() -> list[str]:
+def stale_modules() -> list[str]:
     """Compiled modules older than their source, by path relative to the package."""
     stale = []
     for source in [*(_PACKAGE_DIR / "core").rglob("*.py"), _PACKAGE_DIR / "wire.py"]:
@@ -69,7 +69,7 @@ def install() -> None:
     if os.environ.get(PURE_PYTHON_ENV, "") not in ("", "0"):
         sys.meta_path.insert(0, _SourceFirst())
         return
-    stale = _stale_modules()
+    stale = stale_modules()
     if stale:
         warnings.warn(
             f"udptcp: the compiled core is older than {', '.join(stale[:3])}"

@@ -100,6 +100,7 @@ class Endpoint(asyncio.DatagramProtocol):
         delivery to the application, one timer re-arm)."""
         by_peer = self._by_peer
         touched: dict[StreamTransport, None] = {}
+        now = clock()
         for data, addr in batch:
             conn_transport = by_peer.get(addr)
             if conn_transport is None or (
@@ -107,7 +108,7 @@ class Endpoint(asyncio.DatagramProtocol):
             ):
                 self._from_stranger(data, addr)
             else:
-                conn_transport.feed(data)
+                conn_transport.feed(data, now)
                 touched[conn_transport] = None
         for conn_transport in touched:
             conn_transport.pump()

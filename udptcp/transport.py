@@ -78,14 +78,19 @@ class StreamTransport(asyncio.Transport):
 
     def datagram_received(self, data: bytes | memoryview) -> None:
         """A datagram from our peer, on its own: take it and answer at once."""
-        self.feed(data)
+        self.feed(data, clock())
         self._pump()
 
-    def feed(self, data: bytes | memoryview) -> None:
-        """A datagram from our peer, one of a batch: the endpoint calls ``pump`` after the last."""
+    def feed(self, data: bytes | memoryview, now: float) -> None:
+        """A datagram from our peer, one of a batch that arrived at ``now``: the endpoint calls
+        ``pump`` after the last."""
         if self._trace is not None:
             self._trace_segment("received", data)
-        self.conn.receive_datagram(data, self._clock())
+        if now < self._now:
+            now = self._now  # a timer ran early (see _on_timer): the core's time never goes back
+        else:
+            self._now = now
+        self.conn.receive_datagram(data, now)
 
     def pump(self) -> None:
         """Act on everything the core did since the last pump: deliver, send, re-arm."""

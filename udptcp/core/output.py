@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from udptcp.core.congestion.base import CongestionControl
 from udptcp.core.negotiated import Negotiated
-from udptcp.core.pacing import Pacer
+from udptcp.core.pacing import PACING_SLACK_BYTES, Pacer
 from udptcp.core.receiver import Receiver
 from udptcp.core.recovery import LossRecovery
 from udptcp.core.rtt import RttEstimator
@@ -47,6 +47,7 @@ class Output:
     """Builds every datagram one connection sends."""
 
     __slots__ = (
+        "_budget",
         "_cc",
         "_config",
         "_fields",
@@ -56,6 +57,7 @@ class Output:
         "_recovery",
         "_rtt",
         "_rx",
+        "_spent",
         "_stats",
         "_tx",
         "_window_probe",
@@ -82,6 +84,9 @@ class Output:
         self._pending: list[bytes] = []
         self._window_probe = False
         self._fields: tuple[int, int, bytes] | None = None
+        self._budget = 0.0
+        """Octets the pacer lets go in the ``collect`` under way."""
+        self._spent = 0
         self.syn_sent = False
         """The last ``collect`` sent our SYN or SYN-ACK."""
         self.new_data_sent = False
@@ -178,9 +183,11 @@ class Output:
     # -- data ------------------------------------------------------------------------------
 
     def _send_data(self, now: float, out: list[bytes], send_probe: bool) -> None:
-        tx, cc, rec, neg = self._tx, self._cc, self._recovery, self._neg
+        tx, cc, rec, neg, pacer = self._tx, self._cc, self._recovery, self._neg, self._pacer
         if self._config.pacing:
-            self._pacer.rate = cc.pacing_rate(self._rtt)
+            pacer.rate = cc.pacing_rate(self._rtt)
+        self._budget = pacer.tokens(now)  # ``now`` holds for the whole burst: one reading
+        self._spent = 0
         ts = neg.ts_clock(now) if neg.timestamps else None
         view = memoryview(tx.buf)
         try:
@@ -206,6 +213,8 @@ class Output:
             self._send_new(now, view, out, cwnd)
         finally:
             view.release()
+            if self._spent:
+                pacer.on_sent(now, self._spent)
 
     def _send_new(self, now: float, view: memoryview, out: list[bytes], cwnd: int) -> None:
         tx = self._tx
@@ -243,13 +252,15 @@ class Output:
 
     def _paced(self, now: float, size: int) -> bool:
         """Spend pacing tokens for ``size`` octets, or note when to try again."""
-        pacer = self._pacer
-        release = pacer.release_time(now, size)
-        if release > now:
-            self.pace_at = release
-            return False
-        pacer.on_sent(now, size)
-        return True
+        budget = self._budget
+        if size <= budget + PACING_SLACK_BYTES:
+            self._budget = budget - size
+            self._spent += size
+            return True
+        rate = self._pacer.rate
+        assert rate is not None  # the budget is finite only while pacing
+        self.pace_at = now + (size - budget) / rate
+        return False
 
     def _tail_loss_probe(self, now: float, ts: int | None, view: memoryview, out: list[bytes]) -> None:
         """RFC 8985 7.3: send one new segment if the peer's window allows, else resend the last."""

@@ -10,6 +10,10 @@ from __future__ import annotations
 
 BURST_S = 0.002
 MIN_BURST_SEGMENTS = 2
+INFINITE_TOKENS = float("inf")
+PACING_SLACK_BYTES = 1.0
+"""A shortfall of less than an octet is float rounding, not pacing: waiting for it could mean
+a release time that the clock cannot tell from now, and a timer that fires for ever."""
 
 
 class Pacer:
@@ -30,13 +34,20 @@ class Pacer:
     def _depth(self, rate: float) -> float:
         return max(MIN_BURST_SEGMENTS * self._mss, rate * BURST_S)
 
+    def tokens(self, now: float) -> float:
+        """Octets that may leave at ``now`` (infinite while there is no rate to pace at)."""
+        rate = self.rate
+        if rate is None:
+            return INFINITE_TOKENS
+        return min(self._tokens + (now - self._last_s) * rate, self._depth(rate))
+
     def release_time(self, now: float, size: int) -> float:
         """``now`` if ``size`` octets may be sent now, else when they may."""
         rate = self.rate
         if rate is None:
             return now
         tokens = min(self._tokens + (now - self._last_s) * rate, self._depth(rate))
-        if tokens >= size:
+        if tokens + PACING_SLACK_BYTES >= size:
             return now
         return now + (size - tokens) / rate
 
