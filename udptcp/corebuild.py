@@ -28,22 +28,31 @@ _PACKAGE_DIR = Path(__file__).resolve().parent
 _COMPILED_ROOTS = ("udptcp.core.", "udptcp.wire")
 
 
-def _extension_of(source: Path) -> Path | None:
+SHARED_LIBRARY_STEM = "native__mypyc"
+"""mypyc puts every compiled module's code in one library (``group_name`` in setup.py); the
+modules' own extension files are shims that may keep an older date after a rebuild."""
+
+
+def _shared_library() -> Path | None:
     for suffix in importlib.machinery.EXTENSION_SUFFIXES:
-        candidate = source.with_name(source.stem + suffix)
+        candidate = _PACKAGE_DIR / "core" / (SHARED_LIBRARY_STEM + suffix)
         if candidate.exists():
             return candidate
     return None
 
 
 def stale_modules() -> list[str]:
-    """Compiled modules older than their source, by path relative to the package."""
-    stale = []
-    for source in [*(_PACKAGE_DIR / "core").rglob("*.py"), _PACKAGE_DIR / "wire.py"]:
-        extension = _extension_of(source)
-        if extension is not None and extension.stat().st_mtime < source.stat().st_mtime:
-            stale.append(str(source.relative_to(_PACKAGE_DIR.parent)))
-    return stale
+    """Sources edited after the compiled core was built, by path (empty if nothing is built)."""
+    library = _shared_library()
+    if library is None:
+        return []
+    built_at = library.stat().st_mtime
+    sources = [*(_PACKAGE_DIR / "core").rglob("*.py"), _PACKAGE_DIR / "wire.py"]
+    return [
+        str(source.relative_to(_PACKAGE_DIR.parent))
+        for source in sources
+        if source.stat().st_mtime > built_at
+    ]
 
 
 class _SourceFirst(importlib.abc.MetaPathFinder):

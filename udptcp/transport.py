@@ -72,7 +72,10 @@ class StreamTransport(asyncio.Transport):
         self._reading = True
         self._paused_protocol = False
         self._high_water = conn.config.send_buffer_bytes
-        self._low_water = self._high_water // 4
+        # Writing resumes once half the buffer is free (asyncio's own transports wait for
+        # three quarters): this buffer also holds what is in flight, and waiting longer
+        # leaves the window empty while the application refills it.
+        self._low_water = self._high_water // 2
 
     # -- the driver ------------------------------------------------------------------------
 
