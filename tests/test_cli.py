@@ -109,3 +109,17 @@ def test_bench_progress_counts_acknowledged_bytes_not_sent_ones() -> None:
     """Under loss, sent minus in flight (lost segments leave the pipe) is ahead of what is acked."""
     stats = {"bytes_sent": 30 * MB, "bytes_in_flight": 2 * MB, "bytes_acked": 10 * MB}
     assert progress_line(stats, 100 * MB, 5.0) == "      10.0 / 100 MB      2.0 MB/s"
+
+
+@pytest.mark.parametrize(("pure", "core"), [("1", "pure Python"), ("0", None)])
+def test_version_names_the_core_build_and_the_io_path(pure: str, core: str | None) -> None:
+    env = {"PATH": "/usr/bin:/bin", "UDPTCP_PURE_PYTHON": pure}
+    out = subprocess.run(
+        [sys.executable, "-m", "udptcp", "--version"], env=env, capture_output=True, text=True,
+        timeout=60, check=True,
+    ).stdout.splitlines()
+    assert out[0].startswith("udptcp ")
+    assert out[1] in ("core: compiled (mypyc)", "core: pure Python")
+    if core is not None:
+        assert out[1] == f"core: {core}"
+    assert out[2].startswith("I/O: own socket (")

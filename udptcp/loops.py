@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.metadata
 from collections.abc import Callable, Coroutine
 from typing import Any, Literal, TypeVar, get_args
 
@@ -41,3 +42,11 @@ def _runner(loop: LoopChoice) -> Callable[..., Any]:
             raise RuntimeError("--loop uvloop: uvloop is not installed (pip install uvloop)") from None
         return asyncio.run
     return uvloop.run
+
+
+def describe_available() -> str:
+    """Which loop ``auto`` picks here, with its version: ``uvloop 0.21.0`` or ``asyncio's own loop``."""
+    try:
+        return f"uvloop {importlib.metadata.version('uvloop')}"
+    except importlib.metadata.PackageNotFoundError:
+        return "asyncio's own loop (uvloop is not installed)"

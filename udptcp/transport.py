@@ -343,6 +343,8 @@ class StreamTransport(asyncio.Transport):
             return conn.cc.cwnd
         if name == "cid":
             return self.cid
+        if name == "io_path":
+            return self._endpoint.io_path
         return default
 
     def is_closing(self) -> bool:

@@ -84,6 +84,19 @@ def enable_gro(sock: socket.socket) -> bool:
     return True
 
 
+def io_path_here() -> str:
+    """The I/O path a new socket gets on this machine (for ``udptcp --version``)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        gso, gro = supports_gso(probe), enable_gro(probe)
+    return _describe(gso, gro)
+
+
+def _describe(gso: bool, gro: bool) -> str:
+    read = "recvmsg+GRO" if gro else "recvfrom"
+    write = "sendmsg+GSO" if gso else "sendto"
+    return f"own socket ({read}, {write})"
+
+
 class UdpSocket:
     """One non-blocking UDP socket on an event loop, read and written in batches."""
 
@@ -111,9 +124,7 @@ class UdpSocket:
     @property
     def io_path(self) -> str:
         """How datagrams move, for reports: ``recvmsg+GRO, sendmsg+GSO`` and the like."""
-        read = "recvmsg+GRO" if self.gro else "recvfrom"
-        write = "sendmsg+GSO" if self.gso else "sendto"
-        return f"own socket ({read}, {write})"
+        return _describe(self.gso, self.gro)
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         """``socket``, ``sockname`` and ``peername``, as a datagram transport answers them."""

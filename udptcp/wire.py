@@ -117,7 +117,8 @@ class Segment(NamedTuple):
     (the field is 32 bits wide, so it needs no scaling). Options default to absent.
     """
 
-    flags: Flags
+    flags: int
+    """The control bits: a :class:`Flags` value (any int of those bits is accepted)."""
     seq: int
     ack: int
     window: int

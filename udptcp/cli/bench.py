@@ -25,6 +25,7 @@ from typing import Any
 import udptcp
 from udptcp.addresses import parse_address
 from udptcp.cli.common import EXIT_OK, build_config, listening_line, say
+from udptcp.corebuild import core_build
 
 MB = 1_000_000
 BLOCK_BYTES = 1 << 20
@@ -206,6 +207,7 @@ async def _client(args: argparse.Namespace, port: int) -> dict[str, Any]:
         "segments_per_s": stats["segments_sent"] / elapsed,
         "cpu_client": cpu / elapsed, "cpu_server": server["cpu_s"] / max(server["seconds"], 1e-9),
         "retransmitted": stats["retransmitted_segments"], "timeouts": stats["timeouts"],
+        "core": core_build(), "io_path": writer.get_extra_info("io_path"),
     }
 
 
@@ -223,6 +225,7 @@ def _capped_result(
         "segments_per_s": stats["segments_sent"] / elapsed,
         "cpu_client": cpu / elapsed, "cpu_server": None,
         "retransmitted": stats["retransmitted_segments"], "timeouts": stats["timeouts"],
+        "core": core_build(), "io_path": writer.get_extra_info("io_path"),
     }
 
 
@@ -264,3 +267,4 @@ def _print_result(r: dict[str, Any]) -> None:
     server_cpu = "?" if r["cpu_server"] is None else f"{r['cpu_server']:.0%}"
     say(f"  cpu          client {r['cpu_client']:.0%}, server {server_cpu} of one core")
     say(f"  recovery     {r['retransmitted']} segments retransmitted, {r['timeouts']} timeouts")
+    say(f"  build        {r['core']} core; I/O by {r['io_path']}")

@@ -7,10 +7,12 @@ Exit codes, for scripts: 0 success, 1 other error, 2 bad usage, 3 connection ref
 from __future__ import annotations
 
 import argparse
+import platform
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
+import udptcp
 from udptcp import log, loops
 from udptcp.cli import bench, echo, netcat
 from udptcp.cli.common import (
@@ -21,10 +23,27 @@ from udptcp.cli.common import (
     exit_code_for,
     reset_on_signals,
 )
+from udptcp.corebuild import core_build
 from udptcp.netem import cli as netem_cli
 from udptcp.netem.spec import SPEC_HELP
+from udptcp.udpsocket import io_path_here
 
 Command = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
+
+
+class _Version(argparse.Action):
+    """``--version``: what runs here, worked out only when asked (it opens a socket)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: object, option_string: str | None = None) -> None:
+        print(f"udptcp {udptcp.__version__}")
+        print(f"core: {core_build()}")
+        print(f"I/O: {io_path_here()} where the event loop can watch sockets")
+        print(f"Python {platform.python_version()}, {loops.describe_available()}")
+        parser.exit()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,6 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="udptcp",
         description="A TCP-like reliable byte stream over UDP.",
         epilog="exit codes: 0 ok, 1 error, 2 usage, 3 refused, 4 timed out, 5 reset, 130 interrupted",
+    )
+    parser.add_argument(
+        "--version", action=_Version, help="print the version, the core build and the I/O path, then exit"
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 

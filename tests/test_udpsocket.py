@@ -1,0 +1,202 @@
+"""The socket udptcp drives itself: batches per wake-up, GSO sends, GRO receives, one pass per batch.
+
+Real sockets on loopback, on the stock loop and on uvloop. GSO and GRO are Linux's; where the
+kernel lacks them the tests of the offloads skip and the plain path is tested instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+from peer import PEER_ISS
+
+import udptcp
+from udptcp.config import Config
+from udptcp.core import State
+from udptcp.endpoint import Endpoint, bind, make_socket
+from udptcp.udpsocket import MAX_DATAGRAMS_PER_WAKEUP, UdpSocket, enable_gro, supports_gso
+from udptcp.wire import ACK, SYN, Segment
+
+WAIT_S = 10.0
+"""Bound on every wait; reached only on failure."""
+SEGMENT_BYTES = 1000
+
+
+def _offloads() -> tuple[bool, bool]:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        return supports_gso(probe), enable_gro(probe)
+
+
+GSO, GRO = _offloads()
+needs_offloads = pytest.mark.skipif(not (GSO and GRO), reason="this kernel has no UDP GSO/GRO")
+
+
+class Sink:
+    """Records what a UdpSocket reports, and wakes a waiter after ``expected`` datagrams."""
+
+    def __init__(self, expected: int) -> None:
+        self.batches: list[list[bytes]] = []
+        self.expected = expected
+        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def datagrams_received(self, batch: list[tuple[bytes | memoryview, Any]]) -> None:
+        self.batches.append([bytes(data) for data, _ in batch])
+        if sum(len(b) for b in self.batches) >= self.expected and not self.done.done():
+            self.done.set_result(None)
+
+    def error_received(self, exc: Exception) -> None:
+        raise AssertionError(f"unexpected socket error {exc!r}")
+
+    def pause_writing(self) -> None:
+        pass
+
+    def resume_writing(self) -> None:
+        pass
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        pass
+
+
+@pytest.fixture
+def pair() -> Iterator[tuple[socket.socket, socket.socket]]:
+    """A sending and a receiving non-blocking UDP socket on loopback, connected to each other."""
+    sender, receiver = (socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(2))
+    for sock in (sender, receiver):
+        sock.setblocking(False)
+        sock.bind(("127.0.0.1", 0))
+    sender.connect(receiver.getsockname())
+    receiver.connect(sender.getsockname())
+    yield sender, receiver
+    sender.close()
+    receiver.close()
+
+
+def _datagrams(count: int, last_bytes: int) -> list[bytes]:
+    """``count`` equal datagrams, numbered in their first octet, then a shorter last one."""
+    equal = [bytes([i]) * SEGMENT_BYTES for i in range(count)]
+    return [*equal, bytes([count]) * last_bytes]
+
+
+@needs_offloads
+async def test_a_gso_burst_arrives_as_its_datagrams_split_from_gro(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    sender_sock, receiver_sock = pair
+    sent = _datagrams(20, 300)
+    sink = Sink(len(sent))
+    loop = asyncio.get_running_loop()
+    receiver = UdpSocket(loop, receiver_sock, sink)
+    sender = UdpSocket(loop, sender_sock, Sink(0))
+    assert sender.gso and receiver.gro
+    sender.send_batch(sent, None)
+    await asyncio.wait_for(sink.done, WAIT_S)
+    received = [d for batch in sink.batches for d in batch]
+    assert received == sent  # every datagram, whole, in order: the kernel's coalescing undone
+    assert len(sink.batches) < len(sent)  # and not one wake-up per datagram
+    receiver.close()
+    sender.close()
+
+
+async def test_without_offloads_each_datagram_still_arrives_whole(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    sender_sock, receiver_sock = pair
+    sent = _datagrams(10, 50)
+    sink = Sink(len(sent))
+    loop = asyncio.get_running_loop()
+    receiver = UdpSocket(loop, receiver_sock, sink, gso=False, gro=False)
+    sender = UdpSocket(loop, sender_sock, Sink(0), gso=False, gro=False)
+    assert receiver.io_path == "own socket (recvfrom, sendto)"
+    sender.send_batch(sent, None)
+    await asyncio.wait_for(sink.done, WAIT_S)
+    assert [d for batch in sink.batches for d in batch] == sent
+    receiver.close()
+    sender.close()
+
+
+async def test_one_wake_up_reads_at_most_its_bound(pair: tuple[socket.socket, socket.socket]) -> None:
+    sender_sock, receiver_sock = pair
+    total = 3 * MAX_DATAGRAMS_PER_WAKEUP
+    for i in range(total):  # queued in the kernel before anyone reads
+        sender_sock.send(i.to_bytes(2, "big"))
+    sink = Sink(total)
+    receiver = UdpSocket(asyncio.get_running_loop(), receiver_sock, sink, gro=False)
+    await asyncio.wait_for(sink.done, WAIT_S)
+    assert all(len(batch) <= MAX_DATAGRAMS_PER_WAKEUP for batch in sink.batches)
+    assert len(sink.batches) >= 3
+    assert [int.from_bytes(d, "big") for b in sink.batches for d in b] == list(range(total))
+    receiver.close()
+
+
+# -- the endpoint: one pass over each connection per batch -------------------------------------
+
+class Recorder(asyncio.Protocol):
+    """Counts ``data_received`` calls."""
+
+    def __init__(self) -> None:
+        self.calls: list[bytes] = []
+
+    def data_received(self, data: bytes) -> None:
+        self.calls.append(bytes(data))
+
+
+Listening = tuple[Endpoint, socket.socket, asyncio.Event]
+
+
+@pytest.fixture
+async def listening() -> AsyncIterator[Listening]:
+    """A listening endpoint, a raw UDP socket as its peer, and an event set on accept."""
+    config = Config(sack=False, timestamps=False, pacing=False, delayed_ack_s=0.2)
+    accepted = asyncio.Event()
+    server = await udptcp.start_server(
+        lambda r, w: accepted.set(), "127.0.0.1", 0, config=config
+    )
+    endpoint = server.endpoints[0]
+    peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    peer.bind(("127.0.0.1", 0))
+    assert endpoint.local_addr is not None
+    peer.connect(endpoint.local_addr)
+    peer.settimeout(WAIT_S)
+    yield endpoint, peer, accepted
+    peer.close()
+    server.close()
+    server.abort_clients()
+
+
+async def test_a_batch_of_data_makes_one_ack_and_one_delivery(listening: Listening) -> None:
+    endpoint, peer, accepted = listening
+    peer.send(Segment(SYN, PEER_ISS, 0, 65535).encode())
+    synack = Segment.decode(await asyncio.to_thread(peer.recv, 2048))
+    iss = synack.seq
+    peer.send(Segment(ACK, PEER_ISS + 1, iss + 1, 65535).encode())
+    await asyncio.wait_for(accepted.wait(), WAIT_S)
+    transport = endpoint.connections[0]
+    recorder = Recorder()
+    transport.set_protocol(recorder)
+    assert transport.conn.state is State.ESTABLISHED
+    pieces = [bytes([i]) * 100 for i in range(10)]
+    seq = PEER_ISS + 1
+    batch: list[tuple[bytes | memoryview, Any]] = []
+    for piece in pieces:
+        batch.append((Segment(ACK, seq, iss + 1, 65535, piece).encode(), peer.getsockname()))
+        seq += len(piece)
+    endpoint.datagrams_received(batch)  # as one wake-up of the socket hands them over
+    ack = Segment.decode(await asyncio.to_thread(peer.recv, 2048))
+    assert ack.flags == ACK and ack.ack == seq  # one ACK covers the whole batch
+    assert recorder.calls == [b"".join(pieces)]  # one delivery, the pieces joined in order
+    peer.settimeout(0.2)
+    with pytest.raises(TimeoutError):
+        peer.recv(2048)  # and no second ACK for the same data
+
+
+async def test_bind_uses_its_own_socket_where_the_loop_can_watch_one() -> None:
+    loop = asyncio.get_running_loop()
+    endpoint = Endpoint(Config(), loop)
+    await bind(endpoint, make_socket(socket.AF_INET, Config()))
+    assert endpoint.io_path.startswith("own socket")
+    endpoint.close()
+    await asyncio.wait_for(endpoint.closed, WAIT_S)
