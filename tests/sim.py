@@ -30,6 +30,11 @@ from udptcp.core.state import MAY_SEND, SYNCHRONIZED, WRITABLE
 from udptcp.netem import Impairment, make_paths
 from udptcp.wire import Segment
 
+ETHERNET_DATAGRAM_BYTES = 1472
+"""The largest UDP payload of a 1500-octet Ethernet interface (IPv4): the simulator's default."""
+LOOPBACK_DATAGRAM_BYTES = 65507
+"""The largest UDP payload of a loopback interface (IPv4)."""
+
 
 @dataclass
 class App:
@@ -90,6 +95,7 @@ class Sim:
         client_isn: int | None = None,
         server_isn: int | None = None,
         listen: bool = True,
+        interface_mtu_bytes: int = ETHERNET_DATAGRAM_BYTES,
     ) -> None:
         config = config or Config()
         rng = random.Random(seed)
@@ -101,6 +107,9 @@ class Sim:
         if listen:
             self.server.conn.listen()
         self.up, self.down = make_paths(up or Impairment(), down or Impairment(), seed)
+        self.interface_mtu_bytes = interface_mtu_bytes
+        """The largest datagram either side's interface sends; larger ones are refused at once
+        (EMSGSIZE), as a kernel does for a socket that sets the don't-fragment bit."""
         self.wire: list[tuple[float, str, Segment]] = []
         self.largest_datagram_bytes: dict[str, int] = {"client": 0, "server": 0}
         """The largest datagram each side sent, measured as sent (``wire`` holds decodes)."""
@@ -128,6 +137,9 @@ class Sim:
             app.pump()
             self._drain_events(app)
             for data in app.conn.datagrams_to_send(self.now):
+                if len(data) > self.interface_mtu_bytes:
+                    app.conn.datagram_too_big(len(data), self.now)
+                    continue
                 self._emit(app, data)
             self._drain_events(app)
 

@@ -8,7 +8,7 @@ import pytest
 from dumbbell import Dumbbell, jain_index
 from sim import Sim
 
-from udptcp.config import Config
+from udptcp.config import DEFAULT_MSS, Config
 from udptcp.core import congestion
 from udptcp.core.congestion.bbr import EXTRA_ACKED_MAX_S, QUEUE_MIN_SAMPLES, Bbr, Mode
 from udptcp.core.rtt import RttEstimator
@@ -47,7 +47,7 @@ def test_bbr_keeps_its_rate_under_random_loss(loss: float) -> None:
 
 def test_loss_based_control_collapses_under_random_loss_as_mathis_predicts() -> None:
     cubic = goodput_through_bottleneck("cubic", 0.05, size=MB)
-    mathis_bps = 1.22 * Config().mss * 8 / (RTT_S * 0.05**0.5)  # about 3 Mbit/s here
+    mathis_bps = 1.22 * DEFAULT_MSS * 8 / (RTT_S * 0.05**0.5)  # about 3 Mbit/s here
     assert cubic < 1.5 * mathis_bps < 0.5 * RATE_BPS
 
 

@@ -8,9 +8,9 @@ from functools import partial
 
 import pytest
 from peer import ACK, BASIC, ISS, PEER_ISS, SYN, Peer, established, listen
-from sim import Sim, established_pair
+from sim import LOOPBACK_DATAGRAM_BYTES, Sim, established_pair
 
-from udptcp.config import DEFAULT_MSS, Config
+from udptcp.config import DEFAULT_MSS, MAX_MSS, Config
 from udptcp.core import CloseReason, State
 from udptcp.netem import Impairment
 
@@ -25,14 +25,15 @@ def test_syn_offers_mss_sack_and_timestamps() -> None:
     p = Peer(FULL)
     p.conn.connect(0.0)
     syn = p.recv_one()
-    assert syn.mss == DEFAULT_MSS and syn.sack_permitted and syn.timestamps is not None
+    assert syn.mss == MAX_MSS and syn.sack_permitted and syn.timestamps is not None
+    assert syn.mtu_probe_permitted  # it answers path-MTU probes
 
 
 def test_syn_ack_echoes_only_the_options_the_syn_offered() -> None:
     p = listen(FULL)
     p.send(SYN, PEER_ISS, mss=1000)
     synack = p.recv_one()
-    assert synack.mss == DEFAULT_MSS and not synack.sack_permitted and synack.timestamps is None
+    assert synack.mss == MAX_MSS and not synack.sack_permitted and synack.timestamps is None
     assert p.conn.tx.max_seg == 1000  # we send segments the peer accepts
     assert not p.conn.sack_ok and not p.conn.ts_ok
 
@@ -190,7 +191,7 @@ def test_one_connection_keeps_16_mib_in_flight() -> None:
     """A 1 Gbit/s path with a 200 ms RTT holds 25 MB; the window must grow past 16 MiB."""
     big = Config(recv_buffer_bytes=32 * 2**20, send_buffer_bytes=32 * 2**20, mss=8000, pacing=False)
     path = Impairment(delay_s=0.1, rate_bps=1e9)
-    sim = Sim(big, up=path, down=Impairment(delay_s=0.1), seed=4)
+    sim = Sim(big, up=path, down=Impairment(delay_s=0.1), seed=4, interface_mtu_bytes=LOOPBACK_DATAGRAM_BYTES)
     size = 80_000_000
     sim.client.to_send = bytes(size)
     sim.connect()

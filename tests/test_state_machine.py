@@ -57,7 +57,7 @@ def test_closed_active_open_sends_syn() -> None:
     p.conn.connect(0.0)
     syn = p.recv_one()
     assert syn.flags == SYN and syn.seq == ISS and not syn.payload
-    assert syn.mss == BASIC.mss
+    assert syn.mss == BASIC.announced_mss
     assert p.state is S.SYN_SENT
 
 

@@ -581,9 +581,13 @@ def test_dead_peer_rtos_resend_the_earliest_unacknowledged_segment() -> None:
     sim.intercept = lambda name, _seg: name == "client"
     sim.run_for(0.2)  # every ACK still in flight has arrived; SND.UNA is final
     una = sim.client.conn.tx.una % SEQ
-    start = len(sim.segments("client"))
+    start = len(sim.wire)
     sim.run(lambda: sim.client.terminated, max_time=100.0)
-    resent = [s.seq for s in sim.segments("client")[start:] if s.payload]
+    first_of_each_burst: dict[float, int] = {}
+    for at, name, seg in sim.wire[start:]:
+        if name == "client" and seg.payload:
+            first_of_each_burst.setdefault(at, seg.seq)
+    resent = list(first_of_each_burst.values())
     assert len(resent) >= 5
-    assert set(resent[-5:]) == {una}
+    assert set(resent[-5:]) == {una}  # (a burst may hold more: the segment cut smaller, say)
 

@@ -40,6 +40,7 @@ class Sink:
 
     def __init__(self, expected: int) -> None:
         self.batches: list[list[bytes]] = []
+        self.too_big: list[int] = []
         self.expected = expected
         self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
@@ -50,6 +51,9 @@ class Sink:
 
     def error_received(self, exc: Exception) -> None:
         raise AssertionError(f"unexpected socket error {exc!r}")
+
+    def datagram_too_big(self, peer: Any, size: int) -> None:
+        self.too_big.append(size)
 
     def pause_writing(self) -> None:
         pass
@@ -200,3 +204,23 @@ async def test_bind_uses_its_own_socket_where_the_loop_can_watch_one() -> None:
     assert endpoint.io_path.startswith("own socket")
     endpoint.close()
     await asyncio.wait_for(endpoint.closed, WAIT_S)
+
+
+async def test_a_datagram_over_the_interface_mtu_is_reported_not_fragmented() -> None:
+    """With don't-fragment set (path-MTU discovery), the kernel refuses what the interface
+    cannot carry whole: the socket reports the size, and sends the datagrams after it."""
+    sender = make_socket(socket.AF_INET, Config())
+    receiver_sock = make_socket(socket.AF_INET, Config())
+    receiver_sock.bind(("127.0.0.1", 0))
+    sender.connect(receiver_sock.getsockname())
+    sink = Sink(1)
+    loop = asyncio.get_running_loop()
+    udp = UdpSocket(loop, sender, sink)
+    receiver = UdpSocket(loop, receiver_sock, received := Sink(1))
+    too_big = 70_000  # more than any UDP datagram: refused on every interface
+    udp.send_batch([b"x" * too_big, b"after"], None)
+    await asyncio.wait_for(received.done, WAIT_S)
+    assert sink.too_big == [too_big]
+    assert received.batches == [[b"after"]]
+    udp.close()
+    receiver.close()

@@ -33,6 +33,9 @@ segments = st.builds(
     sack_permitted=st.booleans(),
     sack=st.lists(st.tuples(u32, u32), max_size=4).map(tuple),
     timestamps=st.none() | st.tuples(u32, u32),
+    mtu_probe_permitted=st.booleans(),
+    mtu_probe=st.none() | u32,
+    mtu_probe_ack=st.none() | u32,
 )
 
 

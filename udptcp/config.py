@@ -15,15 +15,12 @@ from typing import Any
 
 from udptcp.core.congestion import CONTROLLERS
 from udptcp.core.negotiated import MIN_MSS
-from udptcp.wire import HEADER_LEN
+from udptcp.core.pmtud import MAX_DATAGRAM_BYTES, START_DATAGRAM_BYTES, segment_bytes
 
-MAX_DATAGRAM_BYTES = 65507
-"""The largest UDP payload over IPv4."""
-OPTION_ROOM_BYTES = 40
-"""Header option octets a data segment may carry (timestamps and up to three SACK blocks)."""
-MAX_MSS = MAX_DATAGRAM_BYTES - HEADER_LEN - OPTION_ROOM_BYTES
-DEFAULT_MSS = 1380
-"""Fits a 1500-octet path over IPv6 (40 + 8 + 20 + 40 + 1380 = 1488) and so over IPv4 too."""
+MAX_MSS = segment_bytes(MAX_DATAGRAM_BYTES)
+"""The largest segment payload: a 65507-octet datagram less our header and option room."""
+DEFAULT_MSS = segment_bytes(START_DATAGRAM_BYTES)
+"""1380: fits a 1500-octet path over IPv6 (40 + 8 + 20 + 40 + 1380 = 1488), so IPv4 too."""
 MAX_WINDOW_BYTES = 1 << 30
 """The largest receive window: as RFC 7323's, so that sequence comparisons modulo 2**32 hold."""
 MAX_SOCKET_BUFFER_BYTES = (1 << 31) - 1
@@ -35,10 +32,12 @@ class Config:
     """Options of a connection and of the endpoint that carries it.
 
     Protocol:
-        mss: largest payload per segment we send and accept, in octets; announced in the SYN.
-            The default fits a 1500-octet path; raise it (up to 65447) on loopback or jumbo paths.
-            A peer's MSS option below 64 is taken as 64, so that no peer can make us send a
-            flood of tiny segments.
+        mss: None (the default) finds the segment size by path-MTU discovery (RFC 8899): it
+            starts at 1380 octets, which fit a 1500-octet path, grows to what the path carries
+            (65447 on loopback), and shrinks again if the path stops carrying it. An int fixes
+            it instead: the largest payload per segment we send and accept, in octets, announced
+            in the SYN, and no probing. A peer's MSS option below 64 is taken as 64, so that no
+            peer can make us send a flood of tiny segments.
         recv_buffer_bytes: receive window: octets the peer may send beyond what we delivered
             (at most 2**30, as TCP's scaled window).
         send_buffer_bytes: octets buffered for sending (unsent plus unacknowledged) before
@@ -77,7 +76,7 @@ class Config:
             receives one datagram per system call.
     """
 
-    mss: int = DEFAULT_MSS
+    mss: int | None = None
     recv_buffer_bytes: int = 4 * 1024 * 1024
     send_buffer_bytes: int = 4 * 1024 * 1024
     rto_initial_s: float = 1.0
@@ -106,9 +105,10 @@ class Config:
     def __post_init__(self) -> None:
         for f in fields(self):
             _check_type(f.name, getattr(self, f.name), f.type)
-        _at_least("mss", self.mss, MIN_MSS)
-        _at_most("mss", self.mss, MAX_MSS)
-        _at_least("recv_buffer_bytes", self.recv_buffer_bytes, self.mss)
+        if self.mss is not None:
+            _at_least("mss", self.mss, MIN_MSS)
+            _at_most("mss", self.mss, MAX_MSS)
+        _at_least("recv_buffer_bytes", self.recv_buffer_bytes, self.initial_mss)
         _at_most("recv_buffer_bytes", self.recv_buffer_bytes, MAX_WINDOW_BYTES)
         _at_least("send_buffer_bytes", self.send_buffer_bytes, 1)
         _above("rto_min_s", self.rto_min_s, 0.0)
@@ -137,6 +137,21 @@ class Config:
         _at_most("socket_buffer_bytes", self.socket_buffer_bytes, MAX_SOCKET_BUFFER_BYTES)
         if self.shutdown_linger_s is not None:
             _at_least("shutdown_linger_s", self.shutdown_linger_s, 0.0)
+
+    @property
+    def discovers_mss(self) -> bool:
+        """The segment size is left to path-MTU discovery (``mss`` is None)."""
+        return self.mss is None
+
+    @property
+    def initial_mss(self) -> int:
+        """The segment size a connection starts with."""
+        return DEFAULT_MSS if self.mss is None else self.mss
+
+    @property
+    def announced_mss(self) -> int:
+        """The MSS option of our SYN: the largest segment we accept."""
+        return MAX_MSS if self.mss is None else self.mss
 
     @property
     def time_wait_s(self) -> float:

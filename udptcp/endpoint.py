@@ -25,7 +25,7 @@ from udptcp.core import Connection, State, reset_for_unknown
 from udptcp.core.isn import SECRET_BYTES, isn_for
 from udptcp.log import get_logger
 from udptcp.transport import Address, StreamTransport, clock
-from udptcp.udpsocket import UdpSocket, open_udp_socket
+from udptcp.udpsocket import UdpSocket, open_udp_socket, set_dont_fragment
 from udptcp.wire import ACK, RST, SYN, MalformedSegment, decode_datagram, parse_options
 
 MAX_LINGER_TIME_WAITS = 4
@@ -120,6 +120,12 @@ class Endpoint(asyncio.DatagramProtocol):
         if isinstance(exc, ConnectionRefusedError):
             for transport in list(self._by_peer.values()):
                 transport.on_unreachable()
+
+    def datagram_too_big(self, peer: Address | None, size: int) -> None:
+        """The interface refused a datagram of ``size`` octets: its connection shrinks them."""
+        for transport in self._by_peer.values() if peer is None else [self._by_peer.get(peer)]:
+            if transport is not None:
+                transport.datagram_too_big(size)
 
     def connection_lost(self, exc: Exception | None) -> None:
         LIVE.discard(self)
@@ -399,4 +405,6 @@ def make_socket(family: int, config: Config) -> socket.socket:
             sock.setsockopt(socket.SOL_SOCKET, option, config.socket_buffer_bytes)
     if family == socket.AF_INET6:
         sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    if config.discovers_mss:
+        set_dont_fragment(sock)  # a probe must arrive whole or not at all
     return sock

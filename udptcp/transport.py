@@ -117,6 +117,11 @@ class StreamTransport(asyncio.Transport):
             sack=list(seg.sack) or None, mss=seg.mss,
         )
 
+    def datagram_too_big(self, size: int) -> None:
+        """The interface refused one of our datagrams as too big: the core resizes and resends."""
+        self.conn.datagram_too_big(size, self._clock())
+        self.pump_soon()
+
     def on_unreachable(self) -> None:
         """The socket reported the peer unreachable (ICMP); the core decides what it means."""
         self.conn.destination_unreachable()

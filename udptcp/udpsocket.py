@@ -47,6 +47,28 @@ _GRO_SIZE = struct.Struct("=i")
 _GRO_ANCILLARY_BYTES = socket.CMSG_SPACE(_GRO_SIZE.size)
 
 
+IP_MTU_DISCOVER = 10
+IPV6_MTU_DISCOVER = 23
+PMTUDISC_PROBE = 3
+"""Linux's ``IP_PMTUDISC_PROBE``: set don't-fragment and never fragment, but send whatever size
+is asked (the path-MTU search decides sizes; a size over the interface's MTU fails at once with
+EMSGSIZE). Python 3.11's ``socket`` names none of these three."""
+
+
+def set_dont_fragment(sock: socket.socket) -> bool:
+    """Have the kernel send this socket's datagrams unfragmented (for path-MTU discovery);
+    False where it cannot (the datagrams then go as the system decides)."""
+    if sock.family == socket.AF_INET6:
+        level, option = socket.IPPROTO_IPV6, IPV6_MTU_DISCOVER
+    else:
+        level, option = socket.IPPROTO_IP, IP_MTU_DISCOVER
+    try:
+        sock.setsockopt(level, option, PMTUDISC_PROBE)
+    except OSError:
+        return False
+    return True
+
+
 class DatagramSink(Protocol):
     """What the socket reports to: the endpoint."""
 
@@ -55,6 +77,10 @@ class DatagramSink(Protocol):
 
     def error_received(self, exc: Exception) -> None:
         """The socket reported an error (an ICMP error on a connected socket, say)."""
+
+    def datagram_too_big(self, peer: Address | None, size: int) -> None:
+        """A datagram of ``size`` octets to ``peer`` (None: the connected one) was refused as
+        larger than the interface sends (EMSGSIZE); it was not sent."""
 
     def pause_writing(self) -> None:
         """The kernel's send buffer is full: stop producing datagrams."""
@@ -217,6 +243,13 @@ class UdpSocket:
             if exc.errno == errno.EIO and self.gso:
                 self.gso = False  # the device cannot segment: one datagram per call from now
                 return i + self._send_now(datagrams[i:], target)
+            if exc.errno == errno.EMSGSIZE:
+                size = len(datagrams[i])
+                self._sink.datagram_too_big(target, size)
+                rest = i + 1
+                while rest < count and len(datagrams[rest]) >= size:
+                    rest += 1  # the rest of a refused run would be refused too
+                return rest + self._send_now(datagrams[rest:], target) if rest < count else count
             self._sink.error_received(exc)
             return count  # the datagrams are lost, as a network would lose them
         return count

@@ -14,9 +14,13 @@ from __future__ import annotations
 
 import enum
 import struct
-import zlib
 from collections.abc import Sequence
 from typing import NamedTuple
+
+try:  # zlib-ng's CRC-32 is the same checksum, computed with SIMD: 5x (1.4 KB) to 25x (64 KB) faster
+    from zlib_ng.zlib_ng import crc32
+except ImportError:  # pragma: no cover - where zlib-ng has no wheel, the standard library's
+    from zlib import crc32
 
 __all__ = [
     "ACK",
@@ -34,6 +38,7 @@ __all__ = [
     "decode_datagram",
     "decode_segment",
     "encode_datagram",
+    "encode_mtu_probe_option",
     "encode_options",
     "encode_sack_option",
     "encode_timestamps_option",
@@ -63,6 +68,13 @@ OPT_MSS = 2
 OPT_SACK_PERMITTED = 4
 OPT_SACK = 5
 OPT_TIMESTAMPS = 8
+OPT_MTU_PROBE_PERMITTED = 40
+"""In a SYN: this end answers path-MTU probes (so the peer may send them)."""
+OPT_MTU_PROBE = 41
+"""Marks a path-MTU probe (RFC 8899 style): its payload is padding, not stream data, and it
+takes no sequence space; the 4-octet value identifies it. Sent only to a peer that permitted it."""
+OPT_MTU_PROBE_ACK = 42
+"""In an ACK: the probe with this identifier arrived."""
 
 MAX_SACK_BLOCKS = 4
 """Blocks we put in one SACK option (RFC 2018 allows as many as fit; four is TCP's usual cap)."""
@@ -73,6 +85,7 @@ MAX_SACK_BLOCKS_IN_OPTION = (255 - 2) // 8
 _ALIGNED_TIMESTAMPS = bytes((OPT_NOP, OPT_NOP, OPT_TIMESTAMPS, 10))
 _ALIGNED_TIMESTAMPS_OPTION = struct.Struct("!BBBBII")  # NOP, NOP, kind, length, TSval, TSecr
 _SACK_OPTION_PREFIX = bytes((OPT_NOP, OPT_NOP, OPT_SACK))
+_MTU_PROBE_OPTION = struct.Struct("!BBBBI")  # NOP, NOP, kind, length, identifier
 
 FIN = 0x01
 SYN = 0x02
@@ -105,6 +118,9 @@ class Options(NamedTuple):
     sack_permitted: bool = False
     sack: tuple[tuple[int, int], ...] = ()
     timestamps: tuple[int, int] | None = None
+    mtu_probe_permitted: bool = False
+    mtu_probe: int | None = None
+    mtu_probe_ack: int | None = None
 
 
 NO_OPTIONS = Options()
@@ -127,6 +143,9 @@ class Segment(NamedTuple):
     sack_permitted: bool = False
     sack: tuple[tuple[int, int], ...] = ()
     timestamps: tuple[int, int] | None = None
+    mtu_probe_permitted: bool = False
+    mtu_probe: int | None = None
+    mtu_probe_ack: int | None = None
 
     @property
     def seg_len(self) -> int:
@@ -145,7 +164,13 @@ class Segment(NamedTuple):
         if self.timestamps is not None:
             for value in self.timestamps:
                 _check_u32("Segment.timestamps value", value)
-        options = encode_options(self.mss, self.sack_permitted, self.sack, self.timestamps)
+        for name in ("mtu_probe", "mtu_probe_ack"):
+            if getattr(self, name) is not None:
+                _check_u32(f"Segment.{name}", getattr(self, name))
+        options = encode_options(
+            self.mss, self.sack_permitted, self.sack, self.timestamps,
+            self.mtu_probe_permitted, self.mtu_probe, self.mtu_probe_ack,
+        )
         return encode_datagram(int(self.flags), self.seq, self.ack, self.window, self.payload, options)
 
     @classmethod
@@ -156,6 +181,7 @@ class Segment(NamedTuple):
         return cls(
             Flags(flags), seq, ack, window, bytes(payload),
             opts.mss, opts.sack_permitted, opts.sack, opts.timestamps,
+            opts.mtu_probe_permitted, opts.mtu_probe, opts.mtu_probe_ack,
         )
 
     def describe(self) -> str:
@@ -182,14 +208,14 @@ def encode_datagram(
     The payload is copied exactly once, into the returned datagram.
     """
     prefix = _PREFIX.pack(VERSION, 5 + (len(options) >> 2), flags, seq, ack, window)
-    crc = zlib.crc32(prefix)
+    crc = crc32(prefix)
     if options:
-        crc = zlib.crc32(options, crc)
+        crc = crc32(options, crc)
         if payload:
-            crc = zlib.crc32(payload, crc)
+            crc = crc32(payload, crc)
         return b"".join((prefix, _CHECKSUM.pack(crc), options, payload))
     if payload:
-        return b"".join((prefix, _CHECKSUM.pack(zlib.crc32(payload, crc)), payload))
+        return b"".join((prefix, _CHECKSUM.pack(crc32(payload, crc)), payload))
     return prefix + _CHECKSUM.pack(crc)
 
 
@@ -212,7 +238,7 @@ def decode_datagram(
     if header_len < HEADER_LEN or header_len > size:
         raise MalformedSegment(f"header length {header_len} is outside [{HEADER_LEN}, {size}]")
     view = memoryview(data)
-    crc = zlib.crc32(view[HEADER_LEN:], zlib.crc32(view[:_CRC_OFFSET]))
+    crc = crc32(view[HEADER_LEN:], crc32(view[:_CRC_OFFSET]))
     if crc != _CHECKSUM.unpack_from(data, _CRC_OFFSET)[0]:
         raise MalformedSegment("checksum mismatch")
     if header_len == HEADER_LEN:
@@ -245,6 +271,9 @@ def encode_options(
     sack_permitted: bool = False,
     sack: tuple[tuple[int, int], ...] | list[tuple[int, int]] = (),
     timestamps: tuple[int, int] | None = None,
+    mtu_probe_permitted: bool = False,
+    mtu_probe: int | None = None,
+    mtu_probe_ack: int | None = None,
 ) -> bytes:
     """Options as octets, padded with NOPs so the header stays a whole number of words."""
     parts: list[bytes] = []
@@ -260,11 +289,23 @@ def encode_options(
         if len(sack) > MAX_SACK_BLOCKS_IN_OPTION:
             raise ValueError(f"at most {MAX_SACK_BLOCKS_IN_OPTION} SACK blocks fit one option")
         parts.append(encode_sack_option(sack))
+    if mtu_probe_permitted:
+        parts.append(bytes((OPT_NOP, OPT_NOP, OPT_MTU_PROBE_PERMITTED, 2)))
+    if mtu_probe is not None:
+        parts.append(encode_mtu_probe_option(OPT_MTU_PROBE, mtu_probe))
+    if mtu_probe_ack is not None:
+        parts.append(encode_mtu_probe_option(OPT_MTU_PROBE_ACK, mtu_probe_ack))
     raw = b"".join(parts)
     if len(raw) > MAX_OPTIONS_LEN:
         raise ValueError(f"options take {len(raw)} octets; at most {MAX_OPTIONS_LEN} fit")
     pad = -len(raw) & 3
     return raw + bytes((OPT_NOP,)) * pad if pad else raw
+
+
+def encode_mtu_probe_option(kind: int, probe_id: int) -> bytes:
+    """A path-MTU probe or probe-ACK option (``OPT_MTU_PROBE``/``OPT_MTU_PROBE_ACK``), NOP-aligned
+    to 8 octets."""
+    return _MTU_PROBE_OPTION.pack(OPT_NOP, OPT_NOP, kind, 6, probe_id)
 
 
 def encode_timestamps_option(tsval: int, tsecr: int) -> bytes:
@@ -305,6 +346,9 @@ def parse_options(raw: bytes | memoryview) -> Options:
     sack_permitted = False
     sack: tuple[tuple[int, int], ...] = ()
     timestamps: tuple[int, int] | None = None
+    mtu_probe_permitted = False
+    mtu_probe: int | None = None
+    mtu_probe_ack: int | None = None
     i = 0
     end = len(raw)
     while i < end:
@@ -340,5 +384,16 @@ def parse_options(raw: bytes | memoryview) -> Options:
                 raise MalformedSegment(f"timestamps option has length {length}, expected 10")
             tsval, tsecr = _TIMESTAMPS.unpack_from(raw, i + 2)
             timestamps = (tsval, tsecr)
+        elif kind == OPT_MTU_PROBE_PERMITTED:
+            if length != 2:
+                raise MalformedSegment(f"MTU-probe-permitted option has length {length}, expected 2")
+            mtu_probe_permitted = True
+        elif kind in (OPT_MTU_PROBE, OPT_MTU_PROBE_ACK):
+            if length != 6:
+                raise MalformedSegment(f"MTU probe option kind {kind} has length {length}, expected 6")
+            if kind == OPT_MTU_PROBE:
+                mtu_probe = _U32.unpack_from(raw, i + 2)[0]
+            else:
+                mtu_probe_ack = _U32.unpack_from(raw, i + 2)[0]
         i += length
-    return Options(mss, sack_permitted, sack, timestamps)
+    return Options(mss, sack_permitted, sack, timestamps, mtu_probe_permitted, mtu_probe, mtu_probe_ack)

@@ -37,6 +37,7 @@ from udptcp.core.liveness import Liveness, Verdict
 from udptcp.core.negotiated import Negotiated
 from udptcp.core.output import Output
 from udptcp.core.pacing import Pacer
+from udptcp.core.pmtud import BLACK_HOLE_TIMEOUTS, PathMtu, segment_bytes
 from udptcp.core.receiver import Receiver
 from udptcp.core.recovery import LossRecovery
 from udptcp.core.rtt import RttEstimator
@@ -49,6 +50,7 @@ from udptcp.core.state import (
     MAY_SEND,
     ON_CLOSE,
     ON_TIMEOUT,
+    OPEN_FOR_DATA,
     OUR_FIN_SENT,
     RESET_ON_ABORT,
     RESET_ON_FAILURE,
@@ -95,14 +97,16 @@ class Connection:
         config = self.config
         self.tx = Sender()
         self.tx.start(isn)
-        self.tx.max_seg = config.mss
-        self.rx = Receiver(config.recv_buffer_bytes, config.mss, self.timers)
+        mss = config.initial_mss
+        self.tx.max_seg = mss
+        self.rx = Receiver(config.recv_buffer_bytes, mss, self.timers)
         self.rtt = RttEstimator(config.rto_initial_s, config.rto_min_s, config.rto_max_s)
-        self.cc = congestion.create(config.congestion_control, config.mss, config.initial_window_segments)
+        self.cc = congestion.create(config.congestion_control, mss, config.initial_window_segments)
         self.recovery = LossRecovery(
             self.tx, self.rtt, self.cc, self.stats, self.timers, config.delayed_ack_s
         )
-        self.pacer = Pacer(config.mss)
+        self.pacer = Pacer(mss)
+        self.pmtu = PathMtu(self.timers)
         self.neg = Negotiated(ts_offset=isn)
         self.out = Output(config, self.neg, self.tx, self.rx, self.recovery, self.cc, self.pacer,
                           self.rtt, self.stats)
@@ -150,7 +154,13 @@ class Connection:
         """Every datagram that is due now (the congestion window and pacing permitting)."""
         self._now = now
         out = self.out
-        datagrams = out.collect(now, self._state, self.handshake.due, self._probe_due)
+        mtu_probe = None
+        if self.neg.mtu_probes and self.pmtu.probe_due and self._state in OPEN_FOR_DATA:
+            tx = self.tx
+            # An idle connection has nothing to gain from probing, one repairing losses no time.
+            if (tx.in_flight or tx.unsent) and not self.recovery.in_recovery:
+                mtu_probe = self.pmtu.next_probe(now, self.rtt.rto_s)
+        datagrams = out.collect(now, self._state, self.handshake.due, self._probe_due, mtu_probe)
         if out.syn_sent:
             self.handshake.sent(now)
         if out.probe_done:
@@ -245,6 +255,13 @@ class Connection:
         if self._state is S.SYN_SENT:
             self._fail(CloseReason.REFUSED, Cause.RCV_RST, send_reset=False)
 
+    def datagram_too_big(self, size: int, now: float) -> None:
+        """The local interface refused to send a datagram of ``size`` octets (EMSGSIZE): a
+        probe that size fails at once, and data segments that large shrink."""
+        self._now = now
+        if self.neg.mtu_probes and self.pmtu.on_too_big(size, now):
+            self._resize_segments(resend=True)
+
     def pause_reading(self) -> None:
         """Hold in-order data instead of delivering it; the advertised window shrinks."""
         self.rx.paused = True
@@ -298,6 +315,8 @@ class Connection:
             tx = self.tx
             busy = tx.in_flight or bool(tx.buffered)
             self._act(self.liveness.on_keepalive_timer(now, self._state in KEEPALIVE_STATES, busy))
+        if timers.fire(Timer.PATH_MTU, now):
+            self.pmtu.on_timer(now)
         if timers.fire(Timer.USER_TIMEOUT, now) and self._state in USER_TIMEOUT_STATES:
             self._fail(CloseReason.TIMED_OUT, Cause.USER_TIMEOUT, send_reset=True)
 
@@ -310,7 +329,21 @@ class Connection:
             self._fail(CloseReason.TIMED_OUT, Cause.RETRIES_EXHAUSTED, send_reset=True)
             return False
         rec.on_rto(now)
+        if self.neg.mtu_probes and rec.timeouts >= BLACK_HOLE_TIMEOUTS and self.pmtu.on_black_hole(now):
+            self._resize_segments(resend=False)  # on_rto marked everything lost already
         return True
+
+    def _resize_segments(self, *, resend: bool) -> None:
+        """Data segments take the size path-MTU discovery allows now; any in flight that are
+        larger are cut and resent (``resend``), or cut where already awaiting resending."""
+        tx = self.tx
+        size = min(segment_bytes(self.pmtu.datagram_bytes), self.neg.peer_mss)
+        tx.max_seg = size
+        self.cc.mss = size
+        self.pacer.set_segment_size(size)
+        if resend and tx.in_flight:
+            tx.mark_all_lost()
+        tx.split_lost(size)
 
     def _act(self, verdict: Verdict | None) -> None:
         """Do what a liveness timer asks: probe the peer, or give up on it."""
@@ -424,6 +457,12 @@ class Connection:
     ) -> None:
         rx, stats = self.rx, self.stats
         state = self._state
+        if opts is not None and (opts.mtu_probe is not None or opts.mtu_probe_ack is not None):
+            if opts.mtu_probe is not None:
+                self.out.queue_mtu_probe_ack(opts.mtu_probe)  # its payload is padding: no data
+                return
+            if self.neg.mtu_probes and self.pmtu.on_probe_acked(opts.mtu_probe_ack or 0, now):
+                self._resize_segments(resend=False)
         seq = unwrap(seq32, rx.rcv_nxt)
         if state is S.SYN_RCVD and flags & SYN and not flags & RST and seq == rx.irs:
             if not flags & ACK:
@@ -582,6 +621,8 @@ class Connection:
         if new is S.ESTABLISHED:
             self._events.append(ConnectionEstablished())
             self.liveness.start_keepalive(self._now)
+            if self.neg.mtu_probes:
+                self.pmtu.start(self._now)
         elif new is S.TIME_WAIT:
             self._stop_timers()
             self.timers.arm(Timer.CLOSE, self._now + self.config.time_wait_s)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from udptcp.core.congestion.base import CongestionControl
-from udptcp.core.negotiated import Negotiated, send_mss
+from udptcp.core.negotiated import Negotiated, peer_mss
 from udptcp.core.output import Output
 from udptcp.core.pacing import Pacer
 from udptcp.core.receiver import Receiver
@@ -148,9 +148,11 @@ class Handshake:
         """Take the peer's ISN, window, MSS and options from its SYN (or SYN-ACK)."""
         config, tx, rx, neg = self._config, self._tx, self._rx, self._neg
         rx.start(seq)
-        tx.max_seg = send_mss(config.mss, opts.mss if opts is not None else None)
+        neg.peer_mss = peer_mss(opts.mss if opts is not None else None)
+        tx.max_seg = min(config.initial_mss, neg.peer_mss)
         self._cc.mss = tx.max_seg
         self._pacer.set_segment_size(tx.max_seg)
+        neg.mtu_probes = config.discovers_mss and opts is not None and opts.mtu_probe_permitted
         neg.sack = self._recovery.sack = config.sack and opts is not None and opts.sack_permitted
         neg.timestamps = config.timestamps and ts is not None
         if neg.timestamps and ts is not None:

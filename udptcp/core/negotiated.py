@@ -19,16 +19,20 @@ TS_TICKS_PER_S = 1_000_000
 """Our timestamp clock ticks in microseconds (RFC 7323 allows 1 ms to 1 s; finer is fine)."""
 
 
+def peer_mss(peer_option: int | None) -> int:
+    """The largest payload the peer accepts: its MSS option (536 without one), at least 64."""
+    return max(peer_option if peer_option else DEFAULT_PEER_MSS, MIN_MSS)
+
+
 def send_mss(ours: int, peer_option: int | None) -> int:
     """The largest payload we send: the smaller of ours and the peer's announced MSS (floored)."""
-    peer = peer_option if peer_option else DEFAULT_PEER_MSS
-    return min(ours, max(peer, MIN_MSS))
+    return min(ours, peer_mss(peer_option))
 
 
 class Negotiated:
     """The options in use on one connection, settled by the handshake."""
 
-    __slots__ = ("sack", "timestamps", "ts_offset")
+    __slots__ = ("mtu_probes", "peer_mss", "sack", "timestamps", "ts_offset")
 
     def __init__(self, ts_offset: int) -> None:
         self.sack = False
@@ -37,6 +41,10 @@ class Negotiated:
         """Both sides offered timestamps: every segment carries them (PAWS, RTT samples)."""
         self.ts_offset = ts_offset
         """RFC 7323 5.4: a per-connection offset of our timestamp clock (here the ISN)."""
+        self.peer_mss = DEFAULT_PEER_MSS
+        """The largest segment payload the peer accepts (its MSS option)."""
+        self.mtu_probes = False
+        """We discover the path's MTU and the peer answers probes: we may send them."""
 
     def ts_clock(self, now: float) -> int:
         """Our timestamp clock at ``now``: microseconds plus the offset, modulo 2**32."""

@@ -29,6 +29,7 @@ from udptcp.core.stats import ConnectionStats
 from udptcp.wire import (
     ACK,
     FIN,
+    HEADER_LEN,
     MAX_SACK_BLOCKS,
     SYN,
     encode_datagram,
@@ -51,6 +52,7 @@ class Output:
         "_cc",
         "_config",
         "_fields",
+        "_mtu_probe_ack",
         "_neg",
         "_pacer",
         "_pending",
@@ -83,6 +85,7 @@ class Output:
         self._stats = stats
         self._pending: list[bytes] = []
         self._window_probe = False
+        self._mtu_probe_ack: int | None = None
         self._fields: tuple[int, int, bytes] | None = None
         self._budget = 0.0
         """Octets the pacer lets go in the ``collect`` under way."""
@@ -106,14 +109,22 @@ class Output:
         """A bare control segment (RST on abort) with our sequence number and current ACK."""
         self._pending.append(encode_datagram(flags, seq & SEQ_MASK, self._rx.rcv_nxt & SEQ_MASK, 0))
 
+    def queue_mtu_probe_ack(self, probe_id: int) -> None:
+        """Answer a path-MTU probe of the peer with the next datagrams (an ACK echoing its id)."""
+        self._mtu_probe_ack = probe_id
+
     def queue_probe(self) -> None:
         """Probe a zero window or an idle peer: an ACK with an old sequence number, which
         the peer must answer with an ACK of its own (RFC 9293 3.8.4, 3.8.6.1)."""
         self._window_probe = True
 
-    def collect(self, now: float, state: State, send_syn: bool, send_probe: bool) -> list[bytes]:
-        """Every datagram due now in ``state``; ``send_syn`` asks for our SYN (or SYN-ACK) and
-        ``send_probe`` for a tail loss probe."""
+    def collect(
+        self, now: float, state: State, send_syn: bool, send_probe: bool,
+        mtu_probe: tuple[int, int] | None = None,
+    ) -> list[bytes]:
+        """Every datagram due now in ``state``; ``send_syn`` asks for our SYN (or SYN-ACK),
+        ``send_probe`` for a tail loss probe and ``mtu_probe`` for a path-MTU probe of that
+        ``(identifier, datagram size)``."""
         out = self._pending
         self._pending = []
         self._fields = None
@@ -124,9 +135,14 @@ class Output:
             out.append(self._syn(now, with_ack=state is S.SYN_RCVD))
             self.syn_sent = True
         elif state in SENDING:
+            if mtu_probe is not None:
+                out.append(self._mtu_probe(now, *mtu_probe))
             self._send_data(now, out, send_probe)
         if state in SYNCHRONIZED:
-            if self._window_probe:
+            if self._mtu_probe_ack is not None:
+                out.append(self._mtu_probe_ack_segment(now, self._mtu_probe_ack))
+                self._mtu_probe_ack = None
+            elif self._window_probe:
                 self._window_probe = False
                 out.append(self._segment(ACK, self._tx.una - 1, b"", now))
             elif rx.ack_now:
@@ -143,9 +159,10 @@ class Output:
         if config.timestamps and (not with_ack or neg.timestamps):
             timestamps = (neg.ts_clock(now), rx.ts_recent or 0 if with_ack else 0)
         options = encode_options(
-            mss=config.mss,
+            mss=config.announced_mss,
             sack_permitted=config.sack and (not with_ack or neg.sack),
             timestamps=timestamps,
+            mtu_probe_permitted=True,  # we answer probes, whether or not we send any
         )
         self._stats.segments_sent += 1
         iss = self._tx.iss & SEQ_MASK
@@ -153,6 +170,31 @@ class Output:
             rx.on_ack_sent()
             return encode_datagram(SYN | ACK, iss, rx.rcv_nxt & SEQ_MASK, rx.advertise(), b"", options)
         return encode_datagram(SYN, iss, 0, config.recv_buffer_bytes, b"", options)
+
+    def _mtu_probe(self, now: float, probe_id: int, size: int) -> bytes:
+        """A path-MTU probe: a datagram of exactly ``size`` octets, padded, in no sequence space."""
+        rx, neg = self._rx, self._neg
+        options = encode_options(
+            timestamps=(neg.ts_clock(now), rx.ts_recent or 0) if neg.timestamps else None,
+            mtu_probe=probe_id,
+        )
+        padding = bytes(size - HEADER_LEN - len(options))
+        self._stats.segments_sent += 1
+        return encode_datagram(
+            ACK, self._tx.nxt & SEQ_MASK, rx.rcv_nxt & SEQ_MASK, rx.window, padding, options
+        )
+
+    def _mtu_probe_ack_segment(self, now: float, probe_id: int) -> bytes:
+        """The ACK that answers a path-MTU probe: our current ACK, with the probe's id echoed."""
+        rx, neg = self._rx, self._neg
+        options = encode_options(
+            timestamps=(neg.ts_clock(now), rx.ts_recent or 0) if neg.timestamps else None,
+            mtu_probe_ack=probe_id,
+        )
+        window = rx.advertise()
+        rx.on_ack_sent()
+        self._stats.segments_sent += 1
+        return encode_datagram(ACK, self._tx.nxt & SEQ_MASK, rx.rcv_nxt & SEQ_MASK, window, b"", options)
 
     def _segment(self, flags: int, seq: int, payload: bytes | memoryview, now: float) -> bytes:
         """A segment carrying our current ACK, window and options.

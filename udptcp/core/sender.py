@@ -447,7 +447,44 @@ class Sender:
         if restored:
             self.tsorted = deque(sorted(self.tsorted, key=_sent_time_of))
 
+    def split_lost(self, max_seg: int) -> None:
+        """Cut every segment awaiting retransmission to at most ``max_seg`` octets of sequence
+        space: the path stopped carrying datagrams as large as they were sent in."""
+        if not any(rec.end - rec.start > max_seg for rec in self.lost):
+            return
+        pieces: dict[int, list[SentSegment]] = {}
+        recs: list[SentSegment] = []
+        for rec in self.recs[self.head :]:
+            if rec.lost and not rec.sacked and rec.end - rec.start > max_seg:
+                cut = _cut(rec, max_seg)
+                pieces[id(rec)] = cut
+                recs.extend(cut)
+            else:
+                recs.append(rec)
+        self.recs = recs
+        self.head = 0
+        self.lost = deque([piece for rec in self.lost for piece in pieces.get(id(rec), [rec])])
+
     def _mark_lost(self, rec: SentSegment) -> None:
         rec.lost = True
         self.pipe -= rec.end - rec.start
         self.lost.append(rec)
+
+
+def _cut(rec: SentSegment, max_seg: int) -> list[SentSegment]:
+    """``rec`` shortened to ``max_seg``, then copies of it for the rest of its range."""
+    end = rec.end
+    parts = [rec]
+    rec.end = rec.start + max_seg
+    start = rec.end
+    while start < end:
+        piece = SentSegment(start, min(start + max_seg, end), rec.sent_at)
+        piece.retransmitted = rec.retransmitted
+        piece.lost = rec.lost
+        piece.delivered = rec.delivered
+        piece.delivered_at = rec.delivered_at
+        piece.first_sent_at = rec.first_sent_at
+        piece.app_limited = rec.app_limited
+        parts.append(piece)
+        start = piece.end
+    return parts

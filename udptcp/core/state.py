@@ -185,6 +185,9 @@ WRITABLE = frozenset({S.SYN_RCVD, S.ESTABLISHED, S.CLOSE_WAIT})
 MAY_RECEIVE = frozenset({S.SYN_RCVD, S.ESTABLISHED, S.FIN_WAIT_1, S.FIN_WAIT_2})
 """States in which data from the peer is accepted (its FIN has not arrived)."""
 
+OPEN_FOR_DATA = frozenset({S.ESTABLISHED, S.CLOSE_WAIT})
+"""States in which new data of ours may still be sent (and the path probed for its size)."""
+
 SENDING = frozenset({S.ESTABLISHED, S.CLOSE_WAIT, S.FIN_WAIT_1, S.CLOSING, S.LAST_ACK})
 """States in which data or our FIN may still be (re)transmitted."""
 

@@ -39,9 +39,11 @@ class Timer:
     """The pacer lets the next segment go."""
     CLOSE: Final = 9
     """Leave TIME_WAIT after 2*MSL, or an orphaned FIN_WAIT_2."""
+    PATH_MTU: Final = 10
+    """A path-MTU probe went unanswered, or it is time to probe for a larger size again."""
 
     NAMES: Final = ("HANDSHAKE", "RTO", "PROBE", "REORDER", "DELAYED_ACK", "PERSIST", "KEEPALIVE",
-             "USER_TIMEOUT", "PACING", "CLOSE")
+             "USER_TIMEOUT", "PACING", "CLOSE", "PATH_MTU")
     """The kinds' names, by number."""
     ALL: Final = tuple(range(len(NAMES)))
     """Every kind."""

@@ -36,6 +36,8 @@ class Impairment:
     corrupt: flip one random bit (the receiver's checksum must catch it).
     rate_bps: a bottleneck of this many bits per second (0: unlimited) ...
     queue_bytes: ... whose queue holds this many octets; arrivals beyond it are dropped.
+    mtu_bytes: a hop that carries datagrams (UDP payloads) of at most this many octets and
+        drops larger ones, as a link of a smaller MTU does with don't-fragment set (0: any).
     """
 
     loss: float = 0.0
@@ -53,6 +55,7 @@ class Impairment:
     corrupt: float = 0.0
     rate_bps: float = 0.0
     queue_bytes: int = 0
+    mtu_bytes: int = 0
 
     def __post_init__(self) -> None:
         for name in ("loss", "ge_p", "ge_r", "ge_loss", "reorder", "duplicate", "corrupt"):
@@ -62,8 +65,8 @@ class Impairment:
         for name in ("delay_s", "jitter_s", "reorder_delay_s", "rate_bps"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative, got {getattr(self, name)}")
-        if self.drop_every < 0 or self.drop_fin_ack < 0 or self.queue_bytes < 0:
-            raise ValueError("drop_every, drop_fin_ack and queue_bytes must not be negative")
+        if min(self.drop_every, self.drop_fin_ack, self.queue_bytes, self.mtu_bytes) < 0:
+            raise ValueError("drop_every, drop_fin_ack, queue_bytes and mtu_bytes must not be negative")
         for flag, count in self.drop_flags.items():
             if flag not in FLAG_NAMES or count < 0:
                 raise ValueError(f"drop_flags takes {'/'.join(FLAG_NAMES)} with a count, got {flag}:{count}")
@@ -96,12 +99,13 @@ class PathCounters(Counters):
     reordered: int = 0
     duplicated: int = 0
     corrupted: int = 0
+    dropped_too_big: int = 0
 
     @property
     def dropped(self) -> int:
         """Datagrams dropped for any reason."""
         return (self.dropped_random + self.dropped_burst + self.dropped_every + self.dropped_flag
-                + self.dropped_fin_ack + self.dropped_queue)
+                + self.dropped_fin_ack + self.dropped_queue + self.dropped_too_big)
 
 
 class Path:
@@ -125,6 +129,9 @@ class Path:
         counters.received += 1
         self._count += 1
         if self._drop_by_content(data):
+            return []
+        if spec.mtu_bytes and len(data) > spec.mtu_bytes:
+            counters.dropped_too_big += 1
             return []
         if spec.drop_every and self._count % spec.drop_every == 0:
             counters.dropped_every += 1

@@ -41,6 +41,7 @@ impairment spec: comma-separated key=value pairs, e.g. loss=1%,delay=20ms,jitter
   rate=R            bottleneck rate: bit, kbit, mbit or gbit (per second, 1000-based)
   queue=S           bottleneck queue (needs rate): b, kb, mb (1000-based), kib, mib (1024-based);
                     without it the queue is unlimited
+  mtu=S             drop datagrams larger than S octets of UDP payload (a smaller-MTU hop)
   none              no impairment
 """
 
@@ -217,12 +218,13 @@ _SCALARS: dict[str, _Scalar] = {
     "corrupt": _Scalar("corrupt", *_PROBABILITY),
     "rate": _Scalar("rate_bps", _parse_rate, _format_rate),
     "queue": _Scalar("queue_bytes", _parse_size, _format_size),
+    "mtu": _Scalar("mtu_bytes", _parse_size, _format_size),
 }
 _COMPOUNDS: dict[str, Callable[[str, str], dict[str, Any]]] = {"ge": _parse_ge, "drop-flags": _parse_flags}
 
 KEYS = (
     "loss", "ge", "drop-every", "drop-flags", "drop-fin-ack", "delay", "jitter",
-    "reorder", "reorder-delay", "duplicate", "corrupt", "rate", "queue",
+    "reorder", "reorder-delay", "duplicate", "corrupt", "rate", "queue", "mtu",
 )
 """Every key a spec may contain, in the order :func:`format_spec` writes them."""
 
