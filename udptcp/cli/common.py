@@ -55,7 +55,8 @@ def add_common_options(parser: argparse.ArgumentParser, *, client: bool) -> None
     )
     parser.add_argument(
         "--mss", type=int, default=None, metavar="OCTETS",
-        help=f"segment size (default {Config().mss}; up to 65447 on loopback)",
+        help="segment size in octets, fixed (default: discovered, from 1380 up to what the path "
+        "carries: 65447 on loopback)",
     )
     parser.add_argument(
         "--log-level", default="warning",
