@@ -14,7 +14,9 @@ from peer import ACK, ISS, PEER_ISS, established
 from sim import LOOPBACK_DATAGRAM_BYTES, Sim
 
 from udptcp.config import DEFAULT_MSS, MAX_MSS, Config
-from udptcp.core import DataReceived
+from udptcp.core import DataReceived, congestion
+from udptcp.core.negotiated import Negotiated
+from udptcp.core.pacing import Pacer
 from udptcp.core.pmtud import (
     BASE_DATAGRAM_BYTES,
     MAX_PROBES,
@@ -22,6 +24,7 @@ from udptcp.core.pmtud import (
     PathMtu,
     segment_bytes,
 )
+from udptcp.core.sender import Sender
 from udptcp.core.timers import Timer, Timers
 from udptcp.netem import Impairment
 from udptcp.wire import Segment
@@ -131,9 +134,14 @@ def test_a_probe_is_answered_at_once_and_takes_no_sequence_space() -> None:
 
 # -- PathMtu alone --------------------------------------------------------------------------------
 
+def path_mtu(timers: Timers) -> PathMtu:
+    return PathMtu(timers, Sender(), congestion.create("cubic", DEFAULT_MSS, 10), Pacer(DEFAULT_MSS),
+                   Negotiated(ts_offset=0))
+
+
 def test_the_search_tries_candidates_from_the_largest_and_gives_up_after_max_probes() -> None:
     timers = Timers()
-    mtu = PathMtu(timers)
+    mtu = path_mtu(timers)
     mtu.start(0.0)
     now = 0.0
     for _ in range(MAX_PROBES):
@@ -153,7 +161,7 @@ def test_the_search_tries_candidates_from_the_largest_and_gives_up_after_max_pro
 
 
 def test_an_answer_to_an_older_probe_raises_nothing() -> None:
-    mtu = PathMtu(Timers())
+    mtu = path_mtu(Timers())
     mtu.start(0.0)
     first, _ = mtu.next_probe(0.0, 0.3)
     mtu.next_probe(1.0, 0.3)
@@ -162,7 +170,7 @@ def test_an_answer_to_an_older_probe_raises_nothing() -> None:
 
 
 def test_a_refused_data_size_shrinks_to_what_the_interface_takes() -> None:
-    mtu = PathMtu(Timers())
+    mtu = path_mtu(Timers())
     mtu.datagram_bytes = 8952
     assert mtu.on_too_big(8952, 0.0)
     assert BASE_DATAGRAM_BYTES <= mtu.datagram_bytes < 8952

@@ -8,8 +8,10 @@ This class holds the application's calls, segment arrival (RFC 9293 3.10.7, each
 own method, in RFC order), the timers' effects and the events. What it is made of lives in
 modules of their own, each given only what it works on: the two halves of the byte stream
 (``sender``, ``receiver``), loss recovery, the congestion controller, the send path
-(``output``), the acceptance checks (``checks``), the liveness probes (``liveness``), the
-deadlines (``timers``), and the state machine (``state``), which alone decides state changes.
+(``output``), the handshake, header prediction (``fastpath``), the acceptance checks
+(``checks``), the ACK field (``acks``), the liveness probes (``liveness``), path-MTU discovery
+(``pmtud``), the deadlines (``timers``), and the state machine (``state``), which alone decides
+state changes.
 """
 
 from __future__ import annotations
@@ -32,17 +34,18 @@ from udptcp.core.events import (
     SendComplete,
     StateChanged,
 )
+from udptcp.core.fastpath import FastPath
 from udptcp.core.handshake import Handshake
 from udptcp.core.liveness import Liveness, Verdict
 from udptcp.core.negotiated import Negotiated
 from udptcp.core.output import Output
 from udptcp.core.pacing import Pacer
-from udptcp.core.pmtud import BLACK_HOLE_TIMEOUTS, PathMtu, segment_bytes
+from udptcp.core.pmtud import BLACK_HOLE_TIMEOUTS, PathMtu
 from udptcp.core.receiver import Receiver
 from udptcp.core.recovery import LossRecovery
 from udptcp.core.rtt import RttEstimator
 from udptcp.core.sender import Sender
-from udptcp.core.seqnum import SEQ_MASK, seq_lt, unwrap
+from udptcp.core.seqnum import SEQ_MASK, unwrap
 from udptcp.core.state import (
     AWAITING_SYN,
     KEEPALIVE_STATES,
@@ -61,7 +64,7 @@ from udptcp.core.state import (
 )
 from udptcp.core.stats import ConnectionStats
 from udptcp.core.timers import Timer, Timers
-from udptcp.wire import ACK, FIN, PSH, RST, SYN, MalformedSegment, Options, decode_segment
+from udptcp.wire import ACK, FIN, RST, SYN, MalformedSegment, Options, decode_segment
 
 if TYPE_CHECKING:
     from udptcp.config import Config
@@ -106,12 +109,13 @@ class Connection:
             self.tx, self.rtt, self.cc, self.stats, self.timers, config.delayed_ack_s
         )
         self.pacer = Pacer(mss)
-        self.pmtu = PathMtu(self.timers)
         self.neg = Negotiated(ts_offset=isn)
+        self.pmtu = PathMtu(self.timers, self.tx, self.cc, self.pacer, self.neg)
         self.out = Output(config, self.neg, self.tx, self.rx, self.recovery, self.cc, self.pacer,
                           self.rtt, self.stats)
         self._challenges = ChallengeAcks(self.rx, self.stats)
         self.acks = AckHandler(self.tx, self.rx, self.neg, self.recovery, self.liveness, self._challenges)
+        self.fast = FastPath(config, self.tx, self.rx, self.acks, self.liveness, self.stats, self._events)
         self.handshake = Handshake(config, self.timers, self.neg, self.tx, self.rx, self.rtt, self.cc,
                                    self.pacer, self.recovery, self.out)
 
@@ -154,12 +158,8 @@ class Connection:
         """Every datagram that is due now (the congestion window and pacing permitting)."""
         self._now = now
         out = self.out
-        mtu_probe = None
-        if self.neg.mtu_probes and self.pmtu.probe_due and self._state in OPEN_FOR_DATA:
-            tx = self.tx
-            # An idle connection has nothing to gain from probing, one repairing losses no time.
-            if (tx.in_flight or tx.unsent) and not self.recovery.in_recovery:
-                mtu_probe = self.pmtu.next_probe(now, self.rtt.rto_s)
+        may_probe = self.neg.mtu_probes and self._state in OPEN_FOR_DATA and not self.recovery.in_recovery
+        mtu_probe = self.pmtu.probe_to_send(now, self.rtt.rto_s, may_probe)
         datagrams = out.collect(now, self._state, self.handshake.due, self._probe_due, mtu_probe)
         if out.syn_sent:
             self.handshake.sent(now)
@@ -248,9 +248,8 @@ class Connection:
     def destination_unreachable(self) -> None:
         """The network reported the peer's port unreachable (an ICMP error on the socket).
 
-        RFC 1122 4.2.3.9 makes that a hard error: while opening, the open fails as refused
-        (nothing listens there). Afterwards it is ignored, as Linux does: a forged ICMP
-        message must not be able to kill a connection, and a restarted peer answers RST.
+        RFC 1122 4.2.3.9: while opening, the open fails as refused. Afterwards it is ignored,
+        as Linux does: a forged ICMP message must not be able to kill a connection.
         """
         if self._state is S.SYN_SENT:
             self._fail(CloseReason.REFUSED, Cause.RCV_RST, send_reset=False)
@@ -260,7 +259,7 @@ class Connection:
         probe that size fails at once, and data segments that large shrink."""
         self._now = now
         if self.neg.mtu_probes and self.pmtu.on_too_big(size, now):
-            self._resize_segments(resend=True)
+            self.pmtu.resize(resend=True)
 
     def pause_reading(self) -> None:
         """Hold in-order data instead of delivering it; the advertised window shrinks."""
@@ -330,20 +329,8 @@ class Connection:
             return False
         rec.on_rto(now)
         if self.neg.mtu_probes and rec.timeouts >= BLACK_HOLE_TIMEOUTS and self.pmtu.on_black_hole(now):
-            self._resize_segments(resend=False)  # on_rto marked everything lost already
+            self.pmtu.resize(resend=False)  # on_rto marked everything lost already
         return True
-
-    def _resize_segments(self, *, resend: bool) -> None:
-        """Data segments take the size path-MTU discovery allows now; any in flight that are
-        larger are cut and resent (``resend``), or cut where already awaiting resending."""
-        tx = self.tx
-        size = min(segment_bytes(self.pmtu.datagram_bytes), self.neg.peer_mss)
-        tx.max_seg = size
-        self.cc.mss = size
-        self.pacer.set_segment_size(size)
-        if resend and tx.in_flight:
-            tx.mark_all_lost()
-        tx.split_lost(size)
 
     def _act(self, verdict: Verdict | None) -> None:
         """Do what a liveness timer asks: probe the peer, or give up on it."""
@@ -368,7 +355,7 @@ class Connection:
             ts = None  # not agreed: the option means nothing here (RFC 7323 3.2)
         state = self._state
         if state is S.ESTABLISHED and opts is None and (
-            self._predicted(flags, seq, ack, wnd, payload, ts, now)
+            self.fast.take(flags, seq, ack, wnd, payload, ts, now, self._app_closed)
         ):
             return
         if state is S.LISTEN:
@@ -384,52 +371,6 @@ class Connection:
         else:
             self.liveness.heard(now, state in KEEPALIVE_STATES)
             self._on_synchronized(flags, seq, ack, wnd, payload, opts, ts, now)
-
-    def _predicted(
-        self, flags: int, seq32: int, ack32: int, wnd: int, payload: memoryview,
-        ts: tuple[int, int] | None, now: float,
-    ) -> bool:
-        """Header prediction (Linux's ``tcp_rcv_established`` fast path) for the two segments
-        a bulk transfer is made of: the next in-order data with nothing else in it, and a pure
-        ACK of new data. Anything unusual returns False and takes the full RFC 9293 path.
-        """
-        rx, tx = self.rx, self.tx
-        rcv_nxt = rx.rcv_nxt
-        if (
-            flags & ~PSH != ACK
-            or seq32 != rcv_nxt & SEQ_MASK
-            or wnd != tx.wnd
-            or rx.ooo_starts
-            or rx.paused
-            or rx.fin_seq is not None
-        ):
-            return False
-        recent = rx.ts_recent
-        if ts is not None and recent is not None and seq_lt(ts[0], recent):
-            return False  # PAWS has something to say: let the full path decide
-        size = len(payload)
-        if size:
-            if ack32 != tx.una & SEQ_MASK or size > rx.adv_right - rcv_nxt or self._app_closed:
-                return False
-            if ts is not None:
-                rx.update_ts_recent(ts[0], rcv_nxt, now)
-            rx.rcv_nxt = rcv_nxt + size
-            rx.count_for_ack(now, self.config.delayed_ack_s)
-            self.stats.bytes_received += size
-            self._events.append(DataReceived(payload))
-        else:
-            ack = unwrap(ack32, tx.una)
-            if not tx.una < ack <= tx.nxt:
-                return False
-            if ts is not None:
-                rx.update_ts_recent(ts[0], rcv_nxt, now)
-            tx.wl1 = rcv_nxt
-            tx.wl2 = ack
-            self.liveness.ack_received(tx.wnd > 0)
-            self.acks.on_new_ack(ack, [], None, ts, now)
-            self._check_fin_acked()
-        self.liveness.heard(now, True)
-        return True
 
     def _on_syn_sent(
         self, flags: int, seq: int, ack: int, wnd: int, payload: memoryview,
@@ -462,7 +403,7 @@ class Connection:
                 self.out.queue_mtu_probe_ack(opts.mtu_probe)  # its payload is padding: no data
                 return
             if self.neg.mtu_probes and self.pmtu.on_probe_acked(opts.mtu_probe_ack or 0, now):
-                self._resize_segments(resend=False)
+                self.pmtu.resize(resend=False)
         seq = unwrap(seq32, rx.rcv_nxt)
         if state is S.SYN_RCVD and flags & SYN and not flags & RST and seq == rx.irs:
             if not flags & ACK:
@@ -544,11 +485,10 @@ class Connection:
         return True
 
     def _check_fin_acked(self) -> None:
+        """Our FIN is acknowledged: the state machine moves on, and the sending is complete."""
         tx = self.tx
-        if tx.fin_seq is not None and tx.una > tx.fin_seq:
-            self._on_fin_acked()
-
-    def _on_fin_acked(self) -> None:
+        if tx.fin_seq is None or tx.una <= tx.fin_seq:
+            return
         if self._apply(Cause.RCV_ACK_OF_FIN) and self._state is S.FIN_WAIT_2 and self._app_closed:
             self.timers.arm(Timer.CLOSE, self._now + self.config.fin_wait_2_timeout_s)
         if not self._send_complete:

@@ -20,6 +20,10 @@ segment leaves ``SEGMENT_OVERHEAD_BYTES`` of its datagram for the header and opt
 
 from __future__ import annotations
 
+from udptcp.core.congestion.base import CongestionControl
+from udptcp.core.negotiated import Negotiated
+from udptcp.core.pacing import Pacer
+from udptcp.core.sender import Sender
 from udptcp.core.timers import Timer, Timers
 from udptcp.wire import HEADER_LEN
 
@@ -50,13 +54,23 @@ def segment_bytes(datagram_bytes: int) -> int:
 
 
 class PathMtu:
-    """The largest datagram a connection sends, and the probing that finds it."""
+    """The largest datagram a connection sends, and the probing that finds it.
 
-    __slots__ = ("_candidates", "_next_id", "_timers", "datagram_bytes", "probe_id", "probe_size",
-                 "probes_sent")
+    It sizes the sending half's segments itself (``resize``), so the connection only reports
+    what happened: a probe answered, a size refused, a black hole.
+    """
 
-    def __init__(self, timers: Timers) -> None:
+    __slots__ = ("_candidates", "_cc", "_neg", "_next_id", "_pacer", "_timers", "_tx",
+                 "datagram_bytes", "probe_id", "probe_size", "probes_sent")
+
+    def __init__(
+        self, timers: Timers, tx: Sender, cc: CongestionControl, pacer: Pacer, neg: Negotiated
+    ) -> None:
         self._timers = timers
+        self._tx = tx
+        self._cc = cc
+        self._pacer = pacer
+        self._neg = neg
         self.datagram_bytes = START_DATAGRAM_BYTES
         """The size data segments' datagrams may have now (RFC 8899's PLPMTU)."""
         self._candidates: list[int] = []
@@ -81,6 +95,27 @@ class PathMtu:
     def start(self, now: float) -> None:
         """The connection is established and both ends do probes: search for a larger size."""
         self._search(now)
+
+    def probe_to_send(self, now: float, rto_s: float, may_probe: bool) -> tuple[int, int] | None:
+        """The probe to send with this burst, if one is due and ``may_probe`` (the connection
+        may still send data and is not repairing losses); an idle connection does not probe."""
+        tx = self._tx
+        if not may_probe or not self.probe_due or not (tx.in_flight or tx.unsent):
+            return None
+        return self.next_probe(now, rto_s)
+
+    def resize(self, *, resend: bool) -> None:
+        """Data segments take the size allowed now (never above the peer's MSS); those in
+        flight that are larger are cut and resent (``resend``), or cut where they already
+        await resending (after a timeout)."""
+        tx, cc, pacer, neg = self._tx, self._cc, self._pacer, self._neg
+        size = min(segment_bytes(self.datagram_bytes), neg.peer_mss)
+        tx.max_seg = size
+        cc.mss = size
+        pacer.set_segment_size(size)
+        if resend and tx.in_flight:
+            tx.mark_all_lost()
+        tx.split_lost(size)
 
     def next_probe(self, now: float, rto_s: float) -> tuple[int, int]:
         """The probe to send now, as ``(identifier, datagram size)``; its timer starts."""
