@@ -103,8 +103,8 @@ class Config:
     gro: bool = True
 
     def __post_init__(self) -> None:
-        for f in fields(self):
-            _check_type(f.name, getattr(self, f.name), f.type)
+        for name, kind, optional in _FIELD_KINDS:
+            _check_type(name, getattr(self, name), kind, optional)
         if self.mss is not None:
             _at_least("mss", self.mss, MIN_MSS)
             _at_most("mss", self.mss, MAX_MSS)
@@ -168,11 +168,16 @@ class Config:
         """Build from an optional base ``config`` and keyword options, checking every name."""
         if config is not None and not isinstance(config, Config):
             raise TypeError(f"config must be a udptcp.Config, got {type(config).__name__}")
-        base = config if config is not None else cls()
+        base = config if config is not None else DEFAULT_CONFIG
         return base.replace(**options) if options else base
 
 
 _NAMES = tuple(f.name for f in fields(Config))
+_FIELD_KINDS = tuple(
+    (f.name, str(f.type).split(" |", 1)[0], "None" in str(f.type)) for f in fields(Config)
+)
+"""Each option's name, base type name and whether it may be None: worked out once, because a
+configuration is checked for every connection opened."""
 
 
 def _check_names(options: dict[str, Any]) -> None:
@@ -183,25 +188,23 @@ def _check_names(options: dict[str, Any]) -> None:
             raise TypeError(f"unknown udptcp option {name!r}{hint}")
 
 
-def _check_type(name: str, value: object, annotation: object) -> None:
-    text = str(annotation)
-    optional = "None" in text
+def _check_type(name: str, value: object, kind: str, optional: bool) -> None:
     if value is None:
         if not optional:
             raise TypeError(f"{name} must not be None")
         return
-    if text.startswith("bool"):
+    if kind == "bool":
         if not isinstance(value, bool):
             raise TypeError(f"{name} must be True or False, got {value!r}")
-    elif text.startswith("int"):
+    elif kind == "int":
         if isinstance(value, bool) or not isinstance(value, int):
             raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
-    elif text.startswith("float"):
+    elif kind == "float":
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise TypeError(f"{name} must be a number of seconds, got {type(value).__name__}")
         if not math.isfinite(value):
             raise ValueError(f"{name} must be finite, got {value}")
-    elif text.startswith("str") and not isinstance(value, str):
+    elif kind == "str" and not isinstance(value, str):
         raise TypeError(f"{name} must be a str, got {type(value).__name__}")
 
 
@@ -218,3 +221,7 @@ def _at_most(name: str, value: float, high: float) -> None:
 def _above(name: str, value: float, low: float) -> None:
     if not value > low:
         raise ValueError(f"{name} must be greater than {low}, got {value}")
+
+
+DEFAULT_CONFIG = Config()
+"""Every default (the class is frozen, so one instance serves every connection that asks)."""
