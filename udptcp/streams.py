@@ -51,7 +51,9 @@ async def open_connection(
     if host is None or port is None:
         raise ValueError("open_connection() needs both host and port")
     loop = asyncio.get_running_loop()
-    infos = await loop.getaddrinfo(host, _check_port(port), family=family, type=socket.SOCK_DGRAM)
+    infos = _numeric_address(host, _check_port(port), family) or await loop.getaddrinfo(
+        host, _check_port(port), family=family, type=socket.SOCK_DGRAM
+    )
     if not infos:
         raise OSError(f"cannot resolve {host!r}")
     sock_family, _, _, _, peer = infos[0]
@@ -264,6 +266,15 @@ class Server:
 def run(main: Coroutine[Any, Any, T], *, use_uvloop: bool = True, debug: bool | None = None) -> T:
     """Run ``main`` like ``asyncio.run``, on uvloop when it is installed (unless told not to)."""
     return loops.run(lambda: main, "auto" if use_uvloop else "asyncio", debug=debug)
+
+
+def _numeric_address(host: str, port: int, family: int) -> list[Any]:
+    """The address of a numeric ``host`` without the resolver's thread (asyncio's own
+    ``create_connection`` skips it likewise); empty for a name, which must be resolved."""
+    try:
+        return socket.getaddrinfo(host, port, family, socket.SOCK_DGRAM, 0, socket.AI_NUMERICHOST)
+    except socket.gaierror:
+        return []
 
 
 def _check_port(port: int | str) -> int:
