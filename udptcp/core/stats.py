@@ -30,28 +30,7 @@ COUNTER_NAMES = (
 class ConnectionStats:
     """Plain integer counters, bumped in place (never recomputed)."""
 
-    __slots__ = (
-        "bytes_received",
-        "bytes_sent",
-        "challenge_acks",
-        "dropped_malformed",
-        "dropped_out_of_window",
-        "dsacks_received",
-        "duplicate_segments",
-        "fast_retransmits",
-        "keepalive_probes",
-        "loss_episodes",
-        "paws_rejected",
-        "reordering_events",
-        "resets_ignored",
-        "retransmitted_segments",
-        "segments_received",
-        "segments_sent",
-        "spurious_undos",
-        "tail_loss_probes",
-        "timeouts",
-        "window_probes",
-    )
+    __slots__ = COUNTER_NAMES
 
     def __init__(self) -> None:
         self.bytes_received = 0
