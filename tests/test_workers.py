@@ -57,22 +57,27 @@ async def close_all(streams: list[Stream]) -> None:
 
 
 def stop(proc: subprocess.Popen[str]) -> int:
+    """SIGTERM, then the exit code (bounded)."""
     proc.send_signal(signal.SIGTERM)
     return proc.wait(30)
 
 
-async def test_connections_spread_over_the_workers_and_all_echo() -> None:
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+async def test_connections_spread_over_the_workers_and_all_echo(signum: signal.Signals) -> None:
     """24 connections to two processes: each echoes, both processes serve some (all on one:
-    one chance in 2**23), and stopping the first process stops the other, exit code 0."""
+    one chance in 2**23); the first process alone printed ``listening on``, and stopping it
+    stops the other, exit code 0."""
     with server(["echo-server", "--workers", "2", *DEBUG_JSON]) as (group, host, port):
-        assert group.stderr is not None
+        assert group.stderr is not None and group.stdout is not None
         log = StderrLog(group.stderr)
         streams = await asyncio.gather(*(udptcp.open_connection(host, port, **QUICK) for _ in range(24)))
         await echo_round(streams, "spread")
         pids = {await served_by(log, writer) for _, writer in streams}
         assert len(pids) == 2 and group.pid in pids
         await close_all(streams)
-        assert stop(group) == 0
+        group.send_signal(signum)
+        assert group.wait(30) == 0
+        assert group.stdout.read() == ""  # nothing after the first line
     for pid in pids:
         await asyncio.to_thread(wait_gone, pid)
 

@@ -132,9 +132,9 @@ async def start_server(
             raise ValueError("give start_server() either host and port or sock, not both")
         sockets = [_adopt(sock, reuse)]
     else:
-        addresses = await _resolve_passive(loop, host, port)
+        addresses = await resolve_passive(loop, host, port)
         # Made one at a time, so that a failing bind leaves no socket outside an endpoint.
-        sockets = (_listening_socket(family, addr, cfg, reuse) for family, addr in addresses)
+        sockets = (listening_socket(family, addr, cfg, reuse_port=reuse) for family, addr in addresses)
     server = Server(loop, client_connected_cb, limit)
     try:
         for listening in sockets:
@@ -150,7 +150,7 @@ async def start_server(
     return server
 
 
-async def _resolve_passive(
+async def resolve_passive(
     loop: asyncio.AbstractEventLoop, host: str | Sequence[str] | None, port: int | str | None
 ) -> list[tuple[int, Address]]:
     """(family, address) to listen on for each address ``host`` names (all, for None)."""
@@ -167,7 +167,8 @@ async def _resolve_passive(
     return addresses
 
 
-def _listening_socket(family: int, addr: Address, cfg: Config, reuse_port: bool) -> socket.socket:
+def listening_socket(family: int, addr: Address, cfg: Config, *, reuse_port: bool) -> socket.socket:
+    """A socket bound to ``addr`` to listen on; the OSError of a failed bind names the address."""
     sock = make_socket(family, cfg, reuse_port=reuse_port)
     try:
         sock.bind(addr)

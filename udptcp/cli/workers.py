@@ -30,9 +30,8 @@ import udptcp
 from udptcp.addresses import format_address
 from udptcp.cli.common import EXIT_ERROR, EXIT_OK
 from udptcp.config import Config
-from udptcp.endpoint import make_socket
 from udptcp.log import get_logger
-from udptcp.streams import ClientConnectedCallback, Server
+from udptcp.streams import ClientConnectedCallback, Server, listening_socket, resolve_passive
 
 WORKER_START_TIMEOUT_S = 20.0
 """How long a worker may take to say that it listens."""
@@ -105,9 +104,7 @@ async def listen(
 
 async def _bind_group(host: str, port: int, count: int, config: Config) -> list[socket.socket]:
     """``count`` sockets bound to one address and port, all with SO_REUSEPORT."""
-    loop = asyncio.get_running_loop()
-    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_DGRAM, flags=socket.AI_PASSIVE)
-    addresses = list(dict.fromkeys((int(info[0]), info[4]) for info in infos))
+    addresses = await resolve_passive(asyncio.get_running_loop(), host, port)
     if len(addresses) != 1:
         named = ", ".join(format_address(addr) for _, addr in addresses)
         raise ValueError(f"--workers needs one address to listen on; --host {host} names {named}")
@@ -115,14 +112,12 @@ async def _bind_group(host: str, port: int, count: int, config: Config) -> list[
     sockets: list[socket.socket] = []
     try:
         for _ in range(count):
-            sock = make_socket(family, config, reuse_port=True)
-            sockets.append(sock)
-            sock.bind(addr)
-            addr = sock.getsockname()  # port 0: the others take the port the first one got
-    except OSError as exc:
+            sockets.append(listening_socket(family, addr, config, reuse_port=True))
+            addr = sockets[-1].getsockname()  # port 0: the others take the port the first one got
+    except BaseException:
         for sock in sockets:
             sock.close()
-        raise OSError(exc.errno, f"cannot listen on {format_address(addr)}: {exc.strerror}") from exc
+        raise
     return sockets
 
 
