@@ -9,10 +9,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import select
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator, Sequence
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
@@ -134,3 +137,53 @@ def program(name: str, *args: str) -> Iterator[tuple[subprocess.Popen[str], str]
         yield proc, _first_line(proc.stdout, proc, name)
     finally:
         _stop(proc)
+
+
+class StderrLog:
+    """A process's standard error, read by a thread as it comes (a full pipe would stop the
+    process), its ``--log-json`` records kept for the test to wait on, with a bound."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.records: list[dict[str, Any]] = []
+        self.text: list[str] = []
+        self._ended = False
+        self._changed = threading.Condition()
+        threading.Thread(target=self._read, args=(stream,), daemon=True).start()
+
+    def _read(self, stream: IO[str]) -> None:
+        for line in stream:
+            with self._changed:
+                self.text.append(line)
+                if line.startswith("{"):
+                    self.records.append(json.loads(line))
+                self._changed.notify_all()
+        with self._changed:
+            self._ended = True
+            self._changed.notify_all()
+
+    def wait_for(self, wanted: Callable[[dict[str, Any]], bool], count: int = 1,
+                 timeout_s: float = START_TIMEOUT_S) -> list[dict[str, Any]]:
+        """The records for which ``wanted`` holds, once there are ``count`` (at most ``timeout_s``)."""
+        deadline = time.monotonic() + timeout_s
+        with self._changed:
+            while True:
+                found = [record for record in self.records if wanted(record)]
+                if len(found) >= count:
+                    return found
+                remaining = deadline - time.monotonic()
+                if self._ended or remaining <= 0:
+                    raise AssertionError(f"no such log record within {timeout_s} s:\n{''.join(self.text)}")
+                self._changed.wait(remaining)
+
+
+def wait_gone(pid: int, timeout_s: float = 30.0) -> None:
+    """Wait until process ``pid`` (not necessarily our child) has exited: its pidfd turns readable."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    try:
+        readable, _, _ = select.select([fd], [], [], timeout_s)
+    finally:
+        os.close(fd)
+    assert readable, f"process {pid} still runs after {timeout_s} s"

@@ -6,6 +6,12 @@ is a new connection (a valid SYN, if a listener is accepting and its backlog has
 a RST, as RFC 9293 has it for segments that match no connection. Connections stay here after
 the application is done with them (FIN_WAIT_2, TIME_WAIT) until the core says they are over,
 as the kernel keeps TCP's.
+
+A listening endpoint with ``reuse_port`` shares its address and port with other sockets (other
+processes) in a SO_REUSEPORT group, and gives each connection it accepts a socket of its own
+(:class:`ConnectionSocket`), connected to the peer, so that the kernel keeps sending that
+peer's datagrams here whatever sockets join or leave the group. Datagrams from every socket
+of the endpoint are routed alike, by the sender's address.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, cast
 
+from udptcp.addresses import format_address
 from udptcp.config import Config
 from udptcp.core import Connection, State, reset_for_unknown
 from udptcp.core.isn import SECRET_BYTES, isn_for
@@ -40,21 +47,30 @@ LIVE: weakref.WeakSet[Endpoint] = weakref.WeakSet()
 class EndpointCounters:
     """What the endpoint dropped or answered on its own."""
 
-    __slots__ = ("dropped_malformed", "half_open_evicted", "resets_sent", "syns_dropped_backlog")
+    __slots__ = (
+        "dropped_malformed", "half_open_evicted", "resets_sent", "syns_dropped_backlog",
+        "syns_dropped_no_socket",
+    )
 
     def __init__(self) -> None:
         self.dropped_malformed = 0
         self.half_open_evicted = 0
         self.resets_sent = 0
         self.syns_dropped_backlog = 0
+        self.syns_dropped_no_socket = 0  # reuse_port: the connection's own socket could not be opened
 
 
 class Endpoint(asyncio.DatagramProtocol):
-    """The owner of one UDP socket and the connections on it."""
+    """The owner of one UDP socket and the connections on it.
 
-    def __init__(self, config: Config, loop: asyncio.AbstractEventLoop) -> None:
+    With ``reuse_port`` (a server's endpoint only), each accepted connection has a socket of its
+    own as well, and the shared socket may close before the connections do (``leave_group``).
+    """
+
+    def __init__(self, config: Config, loop: asyncio.AbstractEventLoop, *, reuse_port: bool = False) -> None:
         self.config = config
         self.loop = loop
+        self.reuse_port = reuse_port
         self.counters = EndpointCounters()
         self.local_addr: Address | None = None
         self.socket: Any = None
@@ -65,6 +81,7 @@ class Endpoint(asyncio.DatagramProtocol):
         self._own_socket: UdpSocket | None = None
         self._connected = False
         self._by_peer: dict[Address, StreamTransport] = {}
+        self._own: dict[StreamTransport, ConnectionSocket] = {}
         self._attached: set[StreamTransport] = set()
         self._waiting_writable: set[StreamTransport] = set()
         self._changed = asyncio.Event()
@@ -128,6 +145,13 @@ class Endpoint(asyncio.DatagramProtocol):
                 transport.datagram_too_big(size)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        """The shared socket is closed: the endpoint with it, unless connections on sockets of
+        their own go on (``leave_group``); ``close`` ends those."""
+        self._udp = None
+        if not self._own:
+            self._end(exc)
+
+    def _end(self, exc: Exception | None) -> None:
         LIVE.discard(self)
         for transport in list(self._by_peer.values()):
             transport.fail_now(exc or ConnectionAbortedError("the udptcp endpoint was closed"))
@@ -183,9 +207,14 @@ class Endpoint(asyncio.DatagramProtocol):
         self._notify()
 
     def forget(self, transport: StreamTransport) -> None:
-        """The core reached CLOSED (or went back to LISTEN): drop it from the routing table."""
+        """The core reached CLOSED (or went back to LISTEN): drop it from the routing table, and
+        close its own socket, if it has one, once its last segment has left."""
         if self._by_peer.get(transport.peer) is transport:
             del self._by_peer[transport.peer]
+        own = self._own.pop(transport, None)
+        if own is not None:
+            transport.send_due()
+            own.close()
         if self.listener is not None:
             self.listener.on_forget(transport)
         self._notify()
@@ -209,17 +238,48 @@ class Endpoint(asyncio.DatagramProtocol):
         transport.start()
         return transport
 
-    def open_passive(self, peer: Address, syn: bytes | memoryview, isn: int | None = None) -> StreamTransport:
-        """A connection in LISTEN, fed the SYN that created it."""
+    def open_passive(
+        self, peer: Address, syn: bytes | memoryview, isn: int | None = None
+    ) -> StreamTransport | None:
+        """A connection in LISTEN, fed the SYN that created it; with ``reuse_port``, on a socket
+        of its own (None, the SYN dropped and counted, when that cannot be opened)."""
+        sock = None
+        if self.reuse_port:
+            try:
+                sock = self._socket_to(peer)
+            except OSError as exc:
+                self.counters.syns_dropped_no_socket += 1
+                self._log.warning(
+                    "cannot open a socket for a new connection; its SYN is dropped (the peer will "
+                    "retry). If the error is 'Too many open files', raise the limit (ulimit -n): "
+                    "with reuse_port every connection has a socket of its own",
+                    peer=format_address(peer), error=str(exc),
+                )
+                return None
         now = clock()
         conn = Connection(
             self.config, isn=isn if isn is not None else isn_for(_ISN_SECRET, self.local_addr, peer, now)
         )
         conn.listen()
         transport = StreamTransport(self, conn, peer, cid=secrets.token_hex(3))
+        if sock is not None:
+            own = self._own[transport] = ConnectionSocket(self, transport, sock)
+            transport.outlet = own
         self._by_peer[peer] = transport
         transport.datagram_received(syn)
         return transport
+
+    def _socket_to(self, peer: Address) -> socket.socket:
+        """A socket on our address and port (joining our SO_REUSEPORT group), connected to ``peer``."""
+        assert self.local_addr is not None  # only a bound endpoint hears a SYN
+        sock = make_socket(self.socket.family, self.config, reuse_port=True)
+        try:
+            sock.bind(self.local_addr)
+            sock.connect(peer)
+        except OSError:
+            sock.close()
+            raise
+        return sock
 
     def _from_stranger(self, data: bytes | memoryview, addr: Address) -> None:
         try:
@@ -269,11 +329,23 @@ class Endpoint(asyncio.DatagramProtocol):
         return len(self._attached)
 
     def close(self) -> None:
-        """Close the socket now; connections still here fail."""
+        """Close the sockets now; connections still here fail."""
+        owned = list(self._own.values())
+        self._own.clear()
+        for own in owned:
+            own.close()
+        if self._udp is None:
+            if not self._closed.done():
+                self._end(None)  # never opened, or it left the group before
+        elif not self._udp.is_closing():
+            self._udp.close()  # connection_lost ends the endpoint
+
+    def leave_group(self) -> None:
+        """Close the shared socket, not the connections' own ones (``reuse_port``): the kernel
+        hands its share of new peers to the group's other sockets at once, instead of to a
+        listener that would refuse them, while these connections go on to their end."""
         if self._udp is not None and not self._udp.is_closing():
             self._udp.close()
-        elif self._udp is None and not self._closed.done():
-            self._closed.set_result(None)
 
     async def wait_until(self, done: Callable[[], bool], timeout_s: float | None) -> bool:
         """Wait (at most ``timeout_s``) until ``done()`` holds; re-checked on every change."""
@@ -321,6 +393,61 @@ class Endpoint(asyncio.DatagramProtocol):
         self._changed.set()
 
 
+class ConnectionSocket:
+    """A connection's own UDP socket (``reuse_port``): the listener's address and port,
+    connected to the peer.
+
+    Linux gives a datagram to a connected socket whose four addresses match it before it
+    consults the SO_REUSEPORT group, whereas the group's hash moves about half of the other
+    flows whenever a socket joins or leaves it. The connection's datagrams leave from here too.
+    What arrives is routed by the endpoint like everything else, by the sender's address: a
+    datagram of another peer that lands here (queued while the socket was not yet connected)
+    still finds its connection, or the listener.
+    """
+
+    def __init__(self, endpoint: Endpoint, transport: StreamTransport, sock: socket.socket) -> None:
+        self._endpoint = endpoint
+        self._transport = transport
+        self.socket = sock
+        self.local_addr: Address | None = sock.getsockname()
+        self.writing_paused = False
+        self._waiting = False
+        config = endpoint.config
+        self._udp = UdpSocket(endpoint.loop, sock, self, gso=config.gso, gro=config.gro)
+
+    def datagrams_received(self, batch: list[tuple[bytes | memoryview, Address]]) -> None:
+        self._endpoint.datagrams_received(batch)
+
+    def error_received(self, exc: Exception) -> None:
+        # An ICMP error, as a connected socket reports them. Port unreachable fails only an
+        # open in SYN_SENT, which an accepted connection never is: all are hints here.
+        self._endpoint._log.debug("socket error", peer=format_address(self._transport.peer), error=str(exc))
+
+    def datagram_too_big(self, peer: Address | None, size: int) -> None:
+        self._transport.datagram_too_big(size)
+
+    def pause_writing(self) -> None:
+        self.writing_paused = True
+
+    def resume_writing(self) -> None:
+        self.writing_paused = False
+        if self._waiting:
+            self._waiting = False
+            self._transport.pump_soon()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """Closed by ``close``, once the endpoint has forgotten the connection: nothing to do."""
+
+    def send_all(self, datagrams: list[bytes], peer: Address) -> None:
+        self._udp.send_batch(datagrams, None)
+
+    def wait_writable(self, transport: StreamTransport) -> None:
+        self._waiting = True
+
+    def close(self) -> None:
+        self._udp.close()
+
+
 class Listener:
     """The passive side: a backlog of half-open and unaccepted connections, and accepting."""
 
@@ -354,7 +481,7 @@ class Listener:
             oldest.abort()
         isn, self.next_isn = self.next_isn, None
         transport = self._endpoint.open_passive(peer, syn, isn)
-        if transport.conn.state is State.SYN_RCVD:
+        if transport is not None and transport.conn.state is State.SYN_RCVD:
             self._half_open[transport] = None
 
     def on_established(self, transport: StreamTransport) -> None:
@@ -395,8 +522,9 @@ async def bind(endpoint: Endpoint, sock: socket.socket) -> None:
         await endpoint.loop.create_datagram_endpoint(lambda: endpoint, sock=sock)
 
 
-def make_socket(family: int, config: Config) -> socket.socket:
-    """A non-blocking UDP socket with buffers sized for the window."""
+def make_socket(family: int, config: Config, *, reuse_port: bool = False) -> socket.socket:
+    """A non-blocking UDP socket with buffers sized for the window; with ``reuse_port``, one that
+    may share its address and port with other such sockets of the same user (SO_REUSEPORT)."""
     sock = socket.socket(family, socket.SOCK_DGRAM)
     sock.setblocking(False)
     for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
@@ -407,4 +535,11 @@ def make_socket(family: int, config: Config) -> socket.socket:
         sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
     if config.discovers_mss:
         set_dont_fragment(sock)  # a probe must arrive whole or not at all
+    if reuse_port:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        except OSError as exc:
+            sock.close()
+            raise OSError(exc.errno, f"the kernel refuses SO_REUSEPORT ({exc.strerror}); serve "
+                          "without reuse_port, one process per port") from exc
     return sock

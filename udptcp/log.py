@@ -9,7 +9,9 @@ udptcp never changes an application's own structlog configuration.
 from __future__ import annotations
 
 import logging
+import os
 import sys
+from collections.abc import MutableMapping
 from typing import Any, TextIO
 
 import structlog
@@ -43,10 +45,13 @@ def debug_enabled(name: str = LOGGER_NAME) -> bool:
     return logging.getLogger(name).isEnabledFor(logging.DEBUG)
 
 
-def configure(level: str = "warning", *, json: bool = False, stream: TextIO | None = None) -> None:
+def configure(
+    level: str = "warning", *, json: bool = False, stream: TextIO | None = None, pid: bool = False
+) -> None:
     """Send udptcp's log to ``stream`` (standard error by default), as text or JSON lines.
 
-    ``level`` is a logging level name, or "trace": debug plus one record per segment.
+    ``level`` is a logging level name, or "trace": debug plus one record per segment. With
+    ``pid`` every record names the process that wrote it (processes sharing a port and a log).
     """
     trace = level.lower() == "trace"
     logging.getLogger(TRACE_LOGGER_NAME).setLevel(logging.DEBUG if trace else logging.INFO)
@@ -64,6 +69,7 @@ def configure(level: str = "warning", *, json: bool = False, stream: TextIO | No
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                 structlog.processors.TimeStamper(fmt="iso", utc=True),
+                *([_add_pid] if pid else []),
                 renderer,
             ],
         )
@@ -74,3 +80,8 @@ def configure(level: str = "warning", *, json: bool = False, stream: TextIO | No
     logger.addHandler(handler)
     logger.setLevel(numeric)
     logger.propagate = False
+
+
+def _add_pid(logger: Any, method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    event["pid"] = os.getpid()
+    return event

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import socket
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from typing import Any, TypeVar
 
 from udptcp import lifetime, loops
@@ -95,6 +95,8 @@ async def start_server(
     *,
     limit: int = DEFAULT_LIMIT,
     backlog: int | None = None,
+    reuse_port: bool | None = None,
+    sock: socket.socket | None = None,
     start_serving: bool = True,
     config: Config | None = None,
     **options: Any,
@@ -103,6 +105,15 @@ async def start_server(
 
     As with asyncio, a coroutine callback runs as a task. ``port=0`` picks a free port
     (``server.sockets[0].getsockname()`` tells which). ``host=None`` listens on all interfaces.
+    ``sock``, instead of ``host`` and ``port``: a bound UDP socket to listen on (the server
+    owns it from then on).
+
+    ``reuse_port=True`` sets SO_REUSEPORT on the listening sockets (``sock`` must have it), so
+    that several servers, in one process or several, listen on the same address and port,
+    the kernel spreading new peers across them. Each connection then gets a UDP socket of its
+    own, connected to its peer, so that it stays with the server that accepted it whatever
+    servers join or leave; ``close()`` closes the listening sockets at once, handing new peers
+    to the others. A ValueError says when the platform has no SO_REUSEPORT.
     """
     if not callable(client_connected_cb):
         raise TypeError("client_connected_cb must be callable (a function or coroutine function)")
@@ -110,7 +121,41 @@ async def start_server(
     if backlog is not None:
         cfg = cfg.replace(backlog=backlog)
     _check_limit(limit)
+    reuse = bool(reuse_port)
+    if reuse and not hasattr(socket, "SO_REUSEPORT"):
+        raise ValueError(
+            "reuse_port=True needs SO_REUSEPORT, which this platform lacks (Linux, the BSDs and "
+            "macOS have it); run one server per port instead"
+        )
     loop = asyncio.get_running_loop()
+    sockets: Iterable[socket.socket]
+    if sock is not None:
+        if host is not None or port is not None:
+            raise ValueError("give start_server() either host and port or sock, not both")
+        sockets = [_adopt(sock, reuse)]
+    else:
+        addresses = await resolve_passive(loop, host, port)
+        # Made one at a time, so that a failing bind leaves no socket outside an endpoint.
+        sockets = (listening_socket(family, addr, cfg, reuse_port=reuse) for family, addr in addresses)
+    server = Server(loop, client_connected_cb, limit)
+    try:
+        for listening in sockets:
+            endpoint = Endpoint(cfg, loop, reuse_port=reuse)
+            endpoint.auto_close = False
+            await bind(endpoint, listening)
+            server.add_endpoint(endpoint)
+    except BaseException:
+        server.close()
+        raise
+    if start_serving:
+        await server.start_serving()
+    return server
+
+
+async def resolve_passive(
+    loop: asyncio.AbstractEventLoop, host: str | Sequence[str] | None, port: int | str | None
+) -> list[tuple[int, Address]]:
+    """(family, address) to listen on for each address ``host`` names (all, for None)."""
     hosts: Sequence[str | None] = [host] if host is None or isinstance(host, str) else list(host)
     addresses: list[tuple[int, Address]] = []
     for one in hosts:
@@ -121,25 +166,41 @@ async def start_server(
             entry = (int(info[0]), info[4])
             if entry not in addresses:
                 addresses.append(entry)
-    server = Server(loop, client_connected_cb, limit)
+    return addresses
+
+
+def listening_socket(family: int, addr: Address, cfg: Config, *, reuse_port: bool) -> socket.socket:
+    """A socket bound to ``addr`` to listen on; the OSError of a failed bind names the address."""
+    sock = make_socket(family, cfg, reuse_port=reuse_port)
     try:
-        for family, addr in addresses:
-            sock = make_socket(family, cfg)
-            try:
-                sock.bind(addr)
-            except OSError as exc:
-                sock.close()
-                raise OSError(exc.errno, f"cannot listen on {format_address(addr)}: {exc.strerror}") from exc
-            endpoint = Endpoint(cfg, loop)
-            endpoint.auto_close = False
-            await bind(endpoint, sock)
-            server.add_endpoint(endpoint)
-    except BaseException:
-        server.close()
-        raise
-    if start_serving:
-        await server.start_serving()
-    return server
+        sock.bind(addr)
+    except OSError as exc:
+        sock.close()
+        hint = ""
+        if reuse_port and exc.errno == errno.EADDRINUSE:
+            hint = (
+                "; sockets can share a port only if every one of them has SO_REUSEPORT "
+                "(reuse_port=True) and they belong to the same user"
+            )
+        raise OSError(exc.errno, f"cannot listen on {format_address(addr)}: {exc.strerror}{hint}") from exc
+    return sock
+
+
+def _adopt(sock: socket.socket, reuse_port: bool) -> socket.socket:
+    """The application's own listening socket, checked: UDP, bound, SO_REUSEPORT if asked for."""
+    if not isinstance(sock, socket.socket):
+        raise TypeError(f"sock must be a socket.socket, got {type(sock).__name__}")
+    if sock.type != socket.SOCK_DGRAM or sock.family not in (socket.AF_INET, socket.AF_INET6):
+        raise ValueError(f"sock must be a UDP socket (AF_INET or AF_INET6, SOCK_DGRAM), got {sock!r}")
+    if sock.getsockname()[1] == 0:
+        raise ValueError("sock must be bound to its address and port before start_server()")
+    if reuse_port and not sock.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT):
+        raise ValueError(
+            "reuse_port=True: sock has no SO_REUSEPORT; set it before binding "
+            "(sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1))"
+        )
+    sock.setblocking(False)
+    return sock
 
 
 class Server:
@@ -216,7 +277,11 @@ class Server:
             self._serving_forever = None
 
     def close(self) -> None:
-        """Stop listening. Open connections go on; new SYNs are answered with RST."""
+        """Stop listening. Open connections go on; new SYNs are answered with RST.
+
+        With ``reuse_port`` the listening sockets close at once (the connections have sockets
+        of their own), so that the kernel gives new peers to the group's other servers.
+        """
         if self._closed:
             return
         self._closed = True
@@ -227,6 +292,8 @@ class Server:
             endpoint.auto_close = True
             if not endpoint.connections:
                 endpoint.close()
+            elif endpoint.reuse_port:
+                endpoint.leave_group()
         if self._serving_forever is not None and not self._serving_forever.done():
             self._serving_forever.cancel()
 

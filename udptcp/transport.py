@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from udptcp.addresses import format_address
 from udptcp.core import (
@@ -39,6 +39,29 @@ clock = time.monotonic
 LOG_WRITES_AFTER_LOSS = 5
 
 
+class DatagramOutlet(Protocol):
+    """Where a connection's datagrams leave: its endpoint's one socket, or (a server with
+    ``reuse_port``) a socket of the connection's own (``endpoint.ConnectionSocket``)."""
+
+    @property
+    def writing_paused(self) -> bool:
+        """The socket's send buffer is full: wait (``wait_writable``) before sending more."""
+
+    @property
+    def socket(self) -> Any:
+        """The socket itself, for ``get_extra_info("socket")``."""
+
+    @property
+    def local_addr(self) -> Address | None:
+        """The socket's address, for ``get_extra_info("sockname")``."""
+
+    def send_all(self, datagrams: list[bytes], peer: Address) -> None:
+        """Send a batch to ``peer``."""
+
+    def wait_writable(self, transport: StreamTransport) -> None:
+        """Pump ``transport`` again once the send buffer has drained."""
+
+
 class StreamTransport(asyncio.Transport):
     """One udptcp connection, as asyncio's streams expect a transport to behave."""
 
@@ -48,6 +71,7 @@ class StreamTransport(asyncio.Transport):
     ) -> None:
         super().__init__()
         self._endpoint = endpoint
+        self.outlet: DatagramOutlet = endpoint
         self._loop = endpoint.loop
         self.conn = conn
         self.peer = peer
@@ -145,11 +169,11 @@ class StreamTransport(asyncio.Transport):
             self._on_event(event)
         if chunks:
             self._deliver(chunks)
-        endpoint = self._endpoint
-        if not endpoint.writing_paused:
+        outlet = self.outlet
+        if not outlet.writing_paused:
             self.send_due()
         else:
-            endpoint.wait_writable(self)
+            outlet.wait_writable(self)
         if self._paused_protocol and conn.send_buffered <= self._low_water:
             self._paused_protocol = False
             protocol = self._protocol
@@ -164,7 +188,7 @@ class StreamTransport(asyncio.Transport):
             if self._trace is not None:
                 for datagram in datagrams:
                     self._trace_segment("sent", datagram)
-            self._endpoint.send_all(datagrams, self.peer)
+            self.outlet.send_all(datagrams, self.peer)
 
     def pump_soon(self) -> None:
         """Coalesce this loop turn's writes into one pass over the core."""
@@ -325,9 +349,9 @@ class StreamTransport(asyncio.Transport):
         if name == "peername":
             return self.peer
         if name == "sockname":
-            return self._endpoint.local_addr
+            return self.outlet.local_addr
         if name == "socket":
-            return self._endpoint.socket
+            return self.outlet.socket
         if name == "state":
             return conn.state
         if name == "stats":

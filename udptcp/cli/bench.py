@@ -5,6 +5,9 @@ The command runs the client itself and starts the server as a child process
 server's reply: one JSON line with what the server measured (bytes, its CPU seconds,
 segments). The transfer time runs from the first write to that reply, as for the TCP anchor.
 
+To measure several connections over several cores, run ``--role server --workers N
+--connections C`` and C clients (``--role client``) side by side.
+
 With ``--up``/``--down``/``--both`` a ``udptcp netem`` relay stands between the two, to
 measure goodput on an impaired path; ``--time-limit`` caps a slow run, goodput then being
 what arrived in that time.
@@ -24,6 +27,7 @@ from typing import Any
 
 import udptcp
 from udptcp.addresses import parse_address
+from udptcp.cli import workers
 from udptcp.cli.common import EXIT_OK, build_config, listening_line, say
 from udptcp.corebuild import core_build
 
@@ -32,6 +36,9 @@ BLOCK_BYTES = 1 << 20
 
 PROGRESS_INTERVAL_S = 0.5
 SERVER_START_TIMEOUT_S = 20.0
+SERVED_LINE = "served"
+"""What a worker of ``--workers`` prints to the first process when it has served a connection:
+the first process counts the group's connections for ``--connections``."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -60,13 +67,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--role client needs the port the server printed",
     )
     parser.add_argument("--connections", type=int, default=1,
-                        help="with --role server: serve this many connections, then exit (default 1)")
+                        help="with --role server: serve this many connections, then exit; with --workers, "
+                        "this many in all (default 1)")
 
 
 async def run(args: argparse.Namespace) -> int:
     """Run the benchmark (or, with --role server, its server side)."""
     if args.size_mb <= 0:
         raise ValueError(f"--size-mb must be positive, got {args.size_mb}")
+    if args.workers is not None and args.role != "server":
+        raise ValueError("--workers applies to --role server only (run the clients with --role client)")
     if args.role == "server":
         return await _serve(args)
     if args.role == "client":
@@ -131,9 +141,14 @@ async def _read_port(child: subprocess.Popen[bytes], prefix: str) -> int:
 
 
 async def _serve(args: argparse.Namespace) -> int:
-    """Count each connection's bytes and reply with what was measured; exit after N of them."""
+    """Count each connection's bytes and reply with what was measured; exit after N of them.
+
+    With ``--workers`` the first process counts for the group: each worker tells it of every
+    connection it has served, and serves on until it is stopped.
+    """
     done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
     remaining = args.connections
+    worker = workers.is_worker(args)
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         received = 0
@@ -159,16 +174,31 @@ async def _serve(args: argparse.Namespace) -> int:
 
     def _count_one() -> None:
         nonlocal remaining
+        if worker:
+            say(SERVED_LINE)
+            return
         remaining -= 1
         if remaining <= 0 and not done.done():
             done.set_result(None)
 
-    server = await udptcp.start_server(handle, args.host, args.port, config=build_config(args))
+    def on_line(line: str) -> None:
+        if line == SERVED_LINE:
+            _count_one()
+
+    server, group = await workers.listen(args, handle, build_config(args), on_line)
     say(listening_line(server))
-    await done
+    if worker:
+        stopped = asyncio.Event()
+        workers.stop_when_parent_gone(stopped)
+        await stopped.wait()
+    else:
+        await done
     server.close()
-    await server.wait_closed()
-    return EXIT_OK
+    if group is None:
+        await server.wait_closed()
+        return EXIT_OK
+    _, code = await asyncio.gather(server.wait_closed(), group.stop())
+    return code
 
 
 async def _client(args: argparse.Namespace, port: int) -> dict[str, Any]:

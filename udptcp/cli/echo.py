@@ -7,6 +7,7 @@ import asyncio
 import sys
 
 import udptcp
+from udptcp.cli import workers
 from udptcp.cli.common import EXIT_OK, READ_CHUNK_BYTES, build_config, listening_line, say
 from udptcp.cli.netcat import relay
 from udptcp.signals import on_signals
@@ -32,13 +33,24 @@ async def serve(args: argparse.Namespace) -> int:
 
     A peer that never acknowledges our FIN, or keeps its window shut, would hold a graceful
     close open for as long as the retries last: after ``CLOSE_GRACE_S`` the rest are reset.
+    With ``--workers``, the workers stop at the same time (a worker stops when the first
+    process tells it to, or dies).
     """
     config = build_config(args)
-    server = await udptcp.start_server(echo, args.host, args.port, config=config)
     stop = asyncio.Event()
     with on_signals(stop.set):  # before the first line: a script may signal as soon as it reads it
+        server, group = await workers.listen(args, echo, config)
         say(listening_line(server))
+        if workers.is_worker(args):
+            workers.stop_when_parent_gone(stop)
         await stop.wait()
+    if group is None:
+        return await _close(server)
+    own, rest = await asyncio.gather(_close(server), group.stop())
+    return own or rest
+
+
+async def _close(server: udptcp.Server) -> int:
     server.close()
     server.close_clients()
     try:

@@ -14,7 +14,7 @@ from typing import Any
 
 import udptcp
 from udptcp import log, loops
-from udptcp.cli import bench, echo, netcat
+from udptcp.cli import bench, echo, netcat, workers
 from udptcp.cli.common import (
     EXIT_INTERRUPTED,
     EXIT_USAGE,
@@ -61,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("echo-server", help="echo every connection's bytes back")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=0, help="port to listen on (default 0: a free one)")
+    workers.add_arguments(p)
     add_common_options(p, client=False)
     p.set_defaults(run=echo.serve)
 
@@ -95,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="measure bulk throughput between two processes")
     bench.add_arguments(p)
+    workers.add_arguments(p)
     add_common_options(p, client=True)
     p.set_defaults(run=bench.run)
     return parser
@@ -103,8 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script and of ``python -m udptcp``."""
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # what --workers runs again
     try:
-        log.configure(args.log_level, json=args.log_json)
+        log.configure(args.log_level, json=args.log_json, pid=workers.in_group(args))
     except ValueError as exc:
         print(f"udptcp: {exc}", file=sys.stderr)
         return EXIT_USAGE
