@@ -4,7 +4,8 @@ It forwards between one client and TARGET through a single upstream socket, so b
 client's connections reach the server from the same address. It keeps every datagram of the
 first connection and sends all of them again, each to the side it was meant for, when the
 second connection sends its first SYN (WHEN=syn) or its first data (WHEN=data). Prints
-``relaying HOST:PORT -> TARGET`` first, and ``replayed N`` once it has replayed.
+``relaying HOST:PORT -> TARGET`` first, and ``replayed N UP`` once it has replayed N datagrams,
+UP of them towards the server.
 
 Usage: python replay_relay.py TARGET_PORT WHEN
 """
@@ -46,7 +47,8 @@ class Relay:
                 self.back.sendto(data)
             else:
                 self.front.sendto(data, self.client)
-        print(f"replayed {len(self.first)}", flush=True)
+        upstream = sum(1 for direction, _ in self.first if direction == "up")
+        print(f"replayed {len(self.first)} {upstream}", flush=True)
 
     def from_client(self, data: bytes, addr: tuple[str, int]) -> None:
         self.client = addr

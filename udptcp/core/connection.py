@@ -398,12 +398,6 @@ class Connection:
     ) -> None:
         rx, stats = self.rx, self.stats
         state = self._state
-        if opts is not None and (opts.mtu_probe is not None or opts.mtu_probe_ack is not None):
-            if opts.mtu_probe is not None:
-                self.out.queue_mtu_probe_ack(opts.mtu_probe)  # its payload is padding: no data
-                return
-            if self.neg.mtu_probes and self.pmtu.on_probe_acked(opts.mtu_probe_ack or 0, now):
-                self.pmtu.resize(resend=False)
         seq = unwrap(seq32, rx.rcv_nxt)
         if state is S.SYN_RCVD and flags & SYN and not flags & RST and seq == rx.irs:
             if not flags & ACK:
@@ -415,6 +409,13 @@ class Connection:
             stats.paws_rejected += 1
             rx.ack_now = True
             return
+        if opts is not None and (opts.mtu_probe is not None or opts.mtu_probe_ack is not None):
+            if opts.mtu_probe is not None:  # its payload is padding, not data: answer, and drop
+                if in_window(rx, ACK, seq, 0):
+                    self.out.queue_mtu_probe_ack(opts.mtu_probe)
+                return
+            if self.neg.mtu_probes and self.pmtu.on_probe_acked(opts.mtu_probe_ack or 0, now):
+                self.pmtu.resize(resend=False)
         if state is S.TIME_WAIT and flags & FIN and not flags & (RST | SYN) and (
             seq + len(payload) + 1 == rx.rcv_nxt
         ):
