@@ -29,11 +29,11 @@ bench: $(STAMP)
 
 compare: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
-	$(BIN)/python benchmarks/compare.py
+	$(BIN)/python -m benchmarks.compare
 
 lossy: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
-	$(BIN)/python benchmarks/lossy.py --plot benchmarks/out/lossy.png
+	$(BIN)/python -m benchmarks.lossy --plot benchmarks/out/lossy.png
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
