@@ -8,8 +8,10 @@ noisy 2-core VM. This runs, interleaved and with the same repetitions:
 - ``tcp``: asyncio streams over kernel TCP (the bar for any stream transport);
 - ``udp_1400``, ``udp_8192``, ``udp_65000``: windowed raw asyncio UDP, the ceiling for any
   UDP-based transport in Python at that datagram size;
-- ``aioquic``, ``kcp``: the other reliable transports over UDP from Python (optional: skipped
-  with a note if their packages are missing).
+- ``aioquic``, ``aioquic_16384``, ``kcp``, ``kcp_mtu65000``: the other reliable transports over
+  UDP from Python, at udptcp's default datagram size and at their best with large datagrams, in
+  the configurations of ``benchmarks.peers.settings`` (optional: skipped with a note if their
+  packages are missing).
 
 each on the stock asyncio loop and on uvloop, every transfer between two processes on
 127.0.0.1. Every run has a time limit; a run that fails or times out is reported as such.
@@ -45,14 +47,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="udptcp vs kernel TCP, raw UDP, aioquic and KCP on loopback, both event loops.",
         epilog="measurement names: udptcp, udptcp_mss65000, tcp, udp_1400, udp_8192, udp_65000, aioquic, "
-               "kcp; groups: udptcp, udp")
+               "aioquic_16384, kcp, kcp_mtu65000; groups: udptcp, udp, aioquic, kcp")
     parser.add_argument("--reps", type=int, default=None,
                         help="repetitions per cell (default 3; 1 with --quick)")
     parser.add_argument("--size-mb", type=float, default=None,
-                        help=f"MB per udptcp and TCP transfer (default {FULL.size_mb:g}; "
+                        help=f"MB per udptcp, TCP and KCP transfer (default {FULL.size_mb:g}; "
                              f"{QUICK.size_mb:g} quick)")
     parser.add_argument("--slow-size-mb", type=float, default=None,
-                        help=f"MB per aioquic and KCP transfer (default {FULL.slow_size_mb:g}; "
+                        help=f"MB per aioquic transfer (default {FULL.slow_size_mb:g}; "
                              f"{QUICK.slow_size_mb:g} quick)")
     parser.add_argument("--udp-seconds", type=float, default=None,
                         help=f"seconds per raw UDP run (default {FULL.udp_seconds:g}; "
@@ -148,8 +150,8 @@ def main(argv: list[str] | None = None) -> int:
         "date": date,
         "wall_s": time.monotonic() - started,
         "reps": reps,
-        "sizes": (f"udptcp and TCP {plan.size_mb:g} MB per transfer; aioquic and KCP "
-                  f"{plan.slow_size_mb:g} MB (scaled down: they are the slow peers); "
+        "sizes": (f"udptcp, TCP and KCP {plan.size_mb:g} MB per transfer; aioquic "
+                  f"{plan.slow_size_mb:g} MB (scaled down: it is the slow peer); "
                   f"raw UDP {plan.udp_seconds:g} s per run"),
         "plan": dataclasses.asdict(plan),
         "loops": loops,

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from benchmarks.compare_runs import LARGE_MSS, Measurement, Sample
-from benchmarks.peers.settings import KCP_PROFILES, QUIC_PROFILES
+from benchmarks.peers.settings import KCP_LOOPBACK, KCP_LOOPBACK_LARGE, QUIC_LOOPBACK, QUIC_LOOPBACK_LARGE
 from benchmarks.report import Spread, error_cell, facts_lines, markdown_table, number, spread
 
 
@@ -118,13 +118,17 @@ def ratios_table(measurements: list[Measurement], loops: list[str], cells: Cells
     """The comparisons the benchmark exists for, as ratios of medians on the same loop."""
     names = {m.name for m in measurements}
     large = f"udptcp_mss{LARGE_MSS}"
+    quic_large = f"aioquic_{QUIC_LOOPBACK_LARGE.max_datagram_bytes}"
+    kcp_large = f"kcp_mtu{KCP_LOOPBACK_LARGE.mtu_bytes}"
     # (label, numerator, denominator, compare with the denominator's best loop instead of the same loop)
     wanted = [
         ("udptcp default MSS / aioquic", "udptcp", "aioquic", False),
         ("udptcp default MSS / aioquic on its faster loop", "udptcp", "aioquic", True),
-        (f"udptcp MSS {LARGE_MSS} / aioquic", large, "aioquic", False),
-        (f"udptcp MSS {LARGE_MSS} / aioquic on its faster loop", large, "aioquic", True),
+        (f"udptcp MSS {LARGE_MSS} / aioquic with large datagrams (`{quic_large}`)", large, quic_large, False),
+        (f"udptcp MSS {LARGE_MSS} / aioquic with large datagrams on its faster loop", large, quic_large,
+         True),
         ("udptcp default MSS / KCP", "udptcp", "kcp", False),
+        (f"udptcp MSS {LARGE_MSS} / KCP with large datagrams (`{kcp_large}`)", large, kcp_large, False),
         ("udptcp default MSS / kernel TCP (asyncio streams)", "udptcp", "tcp", False),
         (f"udptcp MSS {LARGE_MSS} / kernel TCP (asyncio streams)", large, "tcp", False),
     ]
@@ -164,13 +168,16 @@ METHOD = f"""\
   first-to-last receive time; runs for a fixed time. No protocol work at all: the most any
   UDP-based transport in Python can reach on that loop and datagram size.
 - aioquic: one bidirectional stream, self-signed P-256 cert, client verification off,
-  {QUIC_PROFILES["defaults"].describe()}; the client keeps at most
+  {QUIC_LOOPBACK.describe()} (`aioquic`; aioquic's default datagram is 1200 B) or
+  {QUIC_LOOPBACK_LARGE.max_datagram_bytes} B datagrams (`aioquic_{QUIC_LOOPBACK_LARGE.max_datagram_bytes}`); \
+the client keeps at most
   2 MiB unacknowledged in the stream's send buffer (aioquic has no write back-pressure).
   "timer wake-ups" counts aioquic's connection-timer callbacks: on uvloop, whose clock ticks in whole
   milliseconds, sub-millisecond pacing deadlines can make them spin (client CPU near 100%).
 - KCP: the `kcp` package's `KCP` (C core) driven by an asyncio DatagramProtocol on both sides, fast mode
-  ({KCP_PROFILES["fast"].describe()}),
-  SO_RCVBUF/SO_SNDBUF 4 MiB, output flushed once per loop turn after input.
+  ({KCP_LOOPBACK.describe()}; `kcp_mtu{KCP_LOOPBACK_LARGE.mtu_bytes}`: \
+{KCP_LOOPBACK_LARGE.describe()}),
+  SO_RCVBUF/SO_SNDBUF 4 MiB.
 - CPU client / server = process CPU seconds / that side's transfer seconds (100% = one core)."""
 
 

@@ -19,7 +19,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from benchmarks.peers import MB
-from benchmarks.peers.settings import KCP_PROFILES, QUIC_PROFILES, Settings, encode
+from benchmarks.peers.settings import (
+    KCP_LOOPBACK,
+    KCP_LOOPBACK_LARGE,
+    QUIC_LOOPBACK,
+    QUIC_LOOPBACK_LARGE,
+    Settings,
+    encode,
+)
 from benchmarks.procs import LISTENING, Group, JsonDict, RunError
 
 LARGE_MSS = 65000
@@ -169,9 +176,16 @@ def build(plan: Plan) -> list[Measurement]:
         found.append(Measurement(f"udp_{datagram}", "udp", f"raw UDP ceiling, {datagram} B datagrams",
                                  f"{plan.udp_seconds:g} s", _raw_udp(datagram, plan.udp_seconds)))
     found += [
-        Measurement("aioquic", "aioquic", "aioquic, one stream", slow,
-                    _reliable_pair("quic", slow_bytes, QUIC_PROFILES["defaults"], ("timer_fires",))),
-        Measurement("kcp", "kcp", "KCP (C core), fast mode", slow,
-                    _reliable_pair("kcp", slow_bytes, KCP_PROFILES["fast"])),
+        Measurement("aioquic", "aioquic",
+                    f"aioquic, one stream, {QUIC_LOOPBACK.max_datagram_bytes} B datagrams", slow,
+                    _reliable_pair("quic", slow_bytes, QUIC_LOOPBACK, ("timer_fires",))),
+        Measurement(f"aioquic_{QUIC_LOOPBACK_LARGE.max_datagram_bytes}", "aioquic",
+                    f"aioquic, one stream, {QUIC_LOOPBACK_LARGE.max_datagram_bytes} B datagrams", slow,
+                    _reliable_pair("quic", slow_bytes, QUIC_LOOPBACK_LARGE, ("timer_fires",))),
+        Measurement("kcp", "kcp", "KCP (C core), fast mode", size,
+                    _reliable_pair("kcp", int(plan.size_mb * MB), KCP_LOOPBACK)),
+        Measurement(f"kcp_mtu{KCP_LOOPBACK_LARGE.mtu_bytes}", "kcp",
+                    f"KCP (C core), fast mode, MTU {KCP_LOOPBACK_LARGE.mtu_bytes}", size,
+                    _reliable_pair("kcp", int(plan.size_mb * MB), KCP_LOOPBACK_LARGE)),
     ]
     return found

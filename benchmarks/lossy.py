@@ -43,7 +43,7 @@ from benchmarks.lossy_runs import (
 )
 from benchmarks.netem import PathSpec
 from benchmarks.peers import missing_peers
-from benchmarks.peers.settings import KCP_PROFILES, QUIC_PROFILES, Settings
+from benchmarks.peers.settings import KCP_NORMAL, QUIC_PATH, Settings, kcp_fast_for
 from benchmarks.report import (
     RunCounter,
     clock,
@@ -73,6 +73,17 @@ class Peer:
     title: str
     """May name a package's version as ``{aioquic}`` or ``{kcp}``."""
     run: PeerRun
+    settings_for: Callable[[PathSpec], Settings] | None = None
+    """The settings of a configurable peer on a path (they may depend on it)."""
+
+    def describe(self, paths: list[PathSpec]) -> str:
+        """The title with the settings used on ``paths`` (per RTT where they differ)."""
+        if self.settings_for is None:
+            return self.title
+        by_rtt = {path.rtt_ms: self.settings_for(path).describe() for path in paths}
+        if len(set(by_rtt.values())) == 1:
+            return f"{self.title} ({next(iter(by_rtt.values()))})"
+        return f"{self.title} (" + "; ".join(f"at {rtt:g} ms: {text}" for rtt, text in by_rtt.items()) + ")"
 
 
 def _udptcp(cc: str, title: str) -> Peer:
@@ -81,19 +92,21 @@ def _udptcp(cc: str, title: str) -> Peer:
     return Peer(f"udptcp-{cc}", "udptcp", title, run)
 
 
-def _configured(name: str, group: str, module: str, label: str, settings: Settings) -> Peer:
+def _configured(name: str, group: str, module: str, title: str,
+                settings_for: Callable[[PathSpec], Settings]) -> Peer:
     def run(setup: Setup, path: PathSpec, seed: int, rep: int) -> Outcome:
-        return run_peer(setup, name, module, settings, path, seed, rep)
-    return Peer(name, group, f"{label} ({settings.describe()})", run)
+        return run_peer(setup, name, module, settings_for(path), path, seed, rep)
+    return Peer(name, group, title, run, settings_for)
 
 
 PEERS = [
     _udptcp("newreno", "udptcp, NewReno"),
     _udptcp("cubic", "udptcp, CUBIC (default)"),
     _udptcp("bbr", "udptcp, BBR"),
-    _configured("aioquic", "aioquic", "quic", "aioquic {aioquic}, one stream", QUIC_PROFILES["defaults"]),
-    _configured("kcp-fast", "kcp", "kcp", "kcp {kcp} 'fast'", KCP_PROFILES["fast"]),
-    _configured("kcp-normal", "kcp", "kcp", "kcp {kcp} 'normal'", KCP_PROFILES["normal"]),
+    _configured("aioquic", "aioquic", "quic", "aioquic {aioquic}, one stream", lambda path: QUIC_PATH),
+    _configured("kcp-fast", "kcp", "kcp", "kcp {kcp} 'fast'",
+                lambda path: kcp_fast_for(path.rtt_ms, path.rate_mbit)),
+    _configured("kcp-normal", "kcp", "kcp", "kcp {kcp} 'normal'", lambda path: KCP_NORMAL),
 ]
 
 
@@ -114,7 +127,8 @@ class Plan:
     def as_json(self) -> dict[str, Any]:
         """The plan for the raw JSON output: the peers by name and title (with their settings)."""
         fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        return {**fields, "peers": {p.name: p.title for p in self.peers},
+        paths = [PathSpec(rtt, 0, self.rate_mbit) for rtt in self.rtts]
+        return {**fields, "peers": {p.name: p.describe(paths) for p in self.peers},
                 "setup": dataclasses.asdict(self.setup)}
 
 
@@ -253,7 +267,9 @@ def _sources(fingerprints: dict[str, str]) -> str:
 def render(plan: Plan, outcomes: list[Outcome], sharing: list[SharingOutcome], meta: dict[str, Any]) -> str:
     """The whole report as Markdown."""
     env: dict[str, str] = meta["environment"]
-    titles = {p.name: p.title.format(**env) for p in plan.peers}
+    paths = [PathSpec(rtt, 0, plan.rate_mbit) for rtt in plan.rtts]
+    titles = {p.name: p.describe(paths).format(**env) for p in plan.peers}
+    short_titles = {p.name: p.title.format(**env) for p in plan.peers}
     columns = [(rtt, loss) for rtt in plan.rtts for loss in plan.losses]
     queues = ", ".join(f"{rtt:g} ms: {PathSpec(rtt, 0, plan.rate_mbit).queue_bytes / 1000:g} kB"
                        for rtt in plan.rtts)
@@ -287,7 +303,7 @@ def render(plan: Plan, outcomes: list[Outcome], sharing: list[SharingOutcome], m
     lines += lossy_report.source_versions(outcomes, sharing)
     hot = lossy_report.cpu_bound(outcomes, sharing)
     lines += ["## CPU-bound runs", "", *([f"- {h}" for h in hot] or ["none (no process at 90 % of a core)"]),
-              "", "## Every run", "", lossy_report.details_table(outcomes, titles), ""]
+              "", "## Every run", "", lossy_report.details_table(outcomes, short_titles), ""]
     if meta["notes"]:
         lines += ["## Skipped", "", *[f"- {n}" for n in meta["notes"]], ""]
     lines += ["## Method", "", METHOD, ""]

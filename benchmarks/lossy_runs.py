@@ -206,6 +206,7 @@ def run_peer(setup: Setup, peer: str, module: str, settings: Settings, path: Pat
         outcome.mb, outcome.seconds, outcome.time_limited = r["bytes"] / MB, r["seconds"], r["time_limited"]
         outcome.cpu = {"client": client_cpu, "server": r["cpu_s"] / seconds, "relay": report.cpu}
         outcome.extra = {k: r[k] for k in ("timer_fires", "rcvbuf") if k in r}
+        outcome.extra["settings"] = settings.describe()
 
     _attempt(outcome, setup, path, seed, body)
     return outcome

@@ -102,7 +102,10 @@ class _KcpEndpoint(asyncio.DatagramProtocol):
             return  # not one of ours, or damaged: KCP would drop it too
         for message in self.kcp.get_all_received():
             self._deliver(message)
-        if not self.flush_scheduled:
+        if self.settings.ack_each_datagram and not self.sending:
+            self.kcp.update()
+            self.kcp.flush()
+        elif not self.flush_scheduled:
             self.flush_scheduled = True
             self.loop.call_soon(self._flush)
 
