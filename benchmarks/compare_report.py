@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from benchmarks.compare_runs import LARGE_MSS, Measurement, Sample
+from benchmarks.compare_runs import LARGE_MSS_BYTES, Measurement, Sample
 from benchmarks.peers.settings import KCP_LOOPBACK, KCP_LOOPBACK_LARGE, QUIC_LOOPBACK, QUIC_LOOPBACK_LARGE
 from benchmarks.report import Spread, error_cell, facts_lines, markdown_table, number, spread
 
@@ -117,20 +117,21 @@ def results_table(measurements: list[Measurement], loops: list[str], cells: Cell
 def ratios_table(measurements: list[Measurement], loops: list[str], cells: Cells) -> str:
     """The comparisons the benchmark exists for, as ratios of medians on the same loop."""
     names = {m.name for m in measurements}
-    large = f"udptcp_mss{LARGE_MSS}"
+    large = f"udptcp_mss{LARGE_MSS_BYTES}"
     quic_large = f"aioquic_{QUIC_LOOPBACK_LARGE.max_datagram_bytes}"
     kcp_large = f"kcp_mtu{KCP_LOOPBACK_LARGE.mtu_bytes}"
     # (label, numerator, denominator, compare with the denominator's best loop instead of the same loop)
     wanted = [
         ("udptcp default MSS / aioquic", "udptcp", "aioquic", False),
         ("udptcp default MSS / aioquic on its faster loop", "udptcp", "aioquic", True),
-        (f"udptcp MSS {LARGE_MSS} / aioquic with large datagrams (`{quic_large}`)", large, quic_large, False),
-        (f"udptcp MSS {LARGE_MSS} / aioquic with large datagrams on its faster loop", large, quic_large,
+        (f"udptcp MSS {LARGE_MSS_BYTES} / aioquic with large datagrams (`{quic_large}`)", large, quic_large,
+         False),
+        (f"udptcp MSS {LARGE_MSS_BYTES} / aioquic with large datagrams on its faster loop", large, quic_large,
          True),
         ("udptcp default MSS / KCP", "udptcp", "kcp", False),
-        (f"udptcp MSS {LARGE_MSS} / KCP with large datagrams (`{kcp_large}`)", large, kcp_large, False),
+        (f"udptcp MSS {LARGE_MSS_BYTES} / KCP with large datagrams (`{kcp_large}`)", large, kcp_large, False),
         ("udptcp default MSS / kernel TCP (asyncio streams)", "udptcp", "tcp", False),
-        (f"udptcp MSS {LARGE_MSS} / kernel TCP (asyncio streams)", large, "tcp", False),
+        (f"udptcp MSS {LARGE_MSS_BYTES} / kernel TCP (asyncio streams)", large, "tcp", False),
     ]
     for m in measurements:
         if m.ceiling:

@@ -29,9 +29,9 @@ from benchmarks.peers.settings import (
 )
 from benchmarks.procs import LISTENING, Group, JsonDict, RunError
 
-LARGE_MSS = 65000
-UDP_SIZES = (1400, 8192, 65000)
-UDP_WINDOW = 64
+LARGE_MSS_BYTES = 65000
+UDP_DATAGRAM_BYTES = (1400, 8192, 65000)
+UDP_WINDOW_DATAGRAMS = 64
 UNBOUNDED_BYTES = 1 << 62
 """Raw UDP runs stop on time, not on bytes: at 4+ GB/s a byte budget would end them too soon."""
 SERVER_GRACE_S = 3.0
@@ -144,8 +144,8 @@ def _reliable_pair(peer: str, total_bytes: int, settings: Settings | None = None
 
 def _raw_udp(datagram: int, seconds: float) -> Runner:
     """Windowed UDP: receiver goodput over its first-to-last receive time."""
-    args = ["--datagram-size", str(datagram), "--window", str(UDP_WINDOW), "--seconds", f"{seconds:g}",
-            "--bytes", str(UNBOUNDED_BYTES)]
+    args = ["--datagram-size", str(datagram), "--window", str(UDP_WINDOW_DATAGRAMS),
+            "--seconds", f"{seconds:g}", "--bytes", str(UNBOUNDED_BYTES)]
 
     def run(loop: str, timeout_s: float) -> Sample:
         client, server = run_pair("udp", loop, args, timeout_s)
@@ -167,12 +167,12 @@ def build(plan: Plan) -> list[Measurement]:
     found = [
         Measurement("udptcp", "udptcp", "udptcp, default MSS", size, _udptcp(plan.size_mb, None),
                     ceiling="udp_1400"),  # default MSS 1380 + 20-byte header
-        Measurement(f"udptcp_mss{LARGE_MSS}", "udptcp", f"udptcp, MSS {LARGE_MSS}", size,
-                    _udptcp(plan.size_mb, LARGE_MSS), ceiling=f"udp_{LARGE_MSS}"),
+        Measurement(f"udptcp_mss{LARGE_MSS_BYTES}", "udptcp", f"udptcp, MSS {LARGE_MSS_BYTES}", size,
+                    _udptcp(plan.size_mb, LARGE_MSS_BYTES), ceiling=f"udp_{LARGE_MSS_BYTES}"),
         Measurement("tcp", "tcp", "asyncio streams over kernel TCP", size,
                     _reliable_pair("tcp", int(plan.size_mb * MB))),
     ]
-    for datagram in UDP_SIZES:
+    for datagram in UDP_DATAGRAM_BYTES:
         found.append(Measurement(f"udp_{datagram}", "udp", f"raw UDP ceiling, {datagram} B datagrams",
                                  f"{plan.udp_seconds:g} s", _raw_udp(datagram, plan.udp_seconds)))
     found += [

@@ -15,7 +15,7 @@ states. aioquic and KCP are skipped with a note when their packages are missing.
 Usage (from the repository's root; ``make lossy`` runs the second):
     .venv/bin/python -m benchmarks.lossy --quick                       # smoke test, ~3 minutes
     .venv/bin/python -m benchmarks.lossy --markdown benchmarks/out/lossy.md \\
-        --plot benchmarks/out/lossy.png --json benchmarks/out/lossy.json   # full, ~15 minutes
+        --plot benchmarks/out/lossy.png --json benchmarks/out/lossy.json   # full, ~13 minutes
     .venv/bin/python -m benchmarks.lossy --only udptcp-bbr,kcp --rtts 100 --losses 1 --reps 3
 
 The runs are ``benchmarks.lossy_runs``, the report ``benchmarks.lossy_report``.

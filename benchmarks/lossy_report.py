@@ -17,8 +17,8 @@ from typing import Any
 from benchmarks.lossy_runs import Outcome, SharingOutcome
 from benchmarks.report import error_cell, markdown_table, percent, spread
 
-LOG_TICKS = [0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000]
-CPU_BOUND = 0.9
+LOG_TICKS_MBIT_S = [0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000]
+CPU_BOUND_SHARE = 0.9
 """A process at or above this share of a core for the whole run is flagged as CPU-bound."""
 
 
@@ -78,7 +78,7 @@ def _opt(value: float | None) -> str:
 def _cpu(value: float | None) -> str:
     if value is None:
         return "?"
-    return f"**{percent(value)}**" if value >= CPU_BOUND else percent(value)
+    return f"**{percent(value)}**" if value >= CPU_BOUND_SHARE else percent(value)
 
 
 def _error(text: str) -> str:
@@ -146,13 +146,14 @@ def cpu_bound(outcomes: list[Outcome], sharing: list[SharingOutcome]) -> list[st
     """Runs in which some process used a whole core: their goodput may be the CPU's, not the path's."""
     found = []
     for o in outcomes:
-        hot = [k for k, v in o.cpu.items() if v is not None and v >= CPU_BOUND]
+        hot = [k for k, v in o.cpu.items() if v is not None and v >= CPU_BOUND_SHARE]
         if hot:
             found.append(f"{o.peer} at {o.rtt_ms:g} ms / {o.loss_pct:g} % (rep {o.rep + 1}): "
                          f"{', '.join(hot)}")
     for s in sharing:
-        hot = [f"{f.label} client" for f in s.flows if f.cpu_client is not None and f.cpu_client >= CPU_BOUND]
-        hot += [k for k, v in s.cpu.items() if v is not None and v >= CPU_BOUND]
+        hot = [f"{f.label} client" for f in s.flows
+               if f.cpu_client is not None and f.cpu_client >= CPU_BOUND_SHARE]
+        hot += [k for k, v in s.cpu.items() if v is not None and v >= CPU_BOUND_SHARE]
         if hot:
             found.append(f"sharing at {s.rtt_ms:g} ms / {s.loss_pct:g} % (rep {s.rep + 1}): {', '.join(hot)}")
     return found
@@ -189,7 +190,7 @@ def plot(outcomes: list[Outcome], peers: list[tuple[str, str]], rtts: list[float
             if xs:
                 ax.plot(xs, ys, marker=markers[i % len(markers)], label=title.split(" (")[0])
         ax.set_yscale("log")
-        ax.yaxis.set_major_locator(FixedLocator(LOG_TICKS))
+        ax.yaxis.set_major_locator(FixedLocator(LOG_TICKS_MBIT_S))
         ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
         ax.yaxis.set_minor_formatter(NullFormatter())
         ax.set_ylim(lowest / 1.5, rate_mbit * 1.5)
