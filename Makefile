@@ -44,11 +44,11 @@ bench: $(BUILT)
 
 compare: $(BUILT)
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
-	$(BIN)/python benchmarks/compare.py
+	$(BIN)/python -m benchmarks.compare
 
 lossy: $(BUILT)
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
-	$(BIN)/python benchmarks/lossy.py --plot benchmarks/out/lossy.png
+	$(BIN)/python -m benchmarks.lossy --plot benchmarks/out/lossy.png
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

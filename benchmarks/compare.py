@@ -8,30 +8,35 @@ noisy 2-core VM. This runs, interleaved and with the same repetitions:
 - ``tcp``: asyncio streams over kernel TCP (the bar for any stream transport);
 - ``udp_1400``, ``udp_8192``, ``udp_65000``: windowed raw asyncio UDP, the ceiling for any
   UDP-based transport in Python at that datagram size;
-- ``aioquic``, ``kcp``: the other reliable transports over UDP from Python (optional: skipped
-  with a note if their packages are missing).
+- ``aioquic``, ``aioquic_16384``, ``kcp``, ``kcp_mtu65000``: the other reliable transports over
+  UDP from Python, at udptcp's default datagram size and at their best with large datagrams, in
+  the configurations of ``benchmarks.peers.settings`` (optional: skipped with a note if their
+  packages are missing).
 
 each on the stock asyncio loop and on uvloop, every transfer between two processes on
 127.0.0.1. Every run has a time limit; a run that fails or times out is reported as such.
 
-Usage:
-    .venv/bin/python benchmarks/compare.py                    # full: 3 reps, about 3 minutes
-    .venv/bin/python benchmarks/compare.py --quick            # smoke test: 1 rep, small sizes
-    .venv/bin/python benchmarks/compare.py --only udptcp,aioquic --markdown out.md --json raw.json
+Usage (from the repository's root; ``make compare`` runs the first):
+    .venv/bin/python -m benchmarks.compare                    # full: 3 reps, about 2.5 minutes
+    .venv/bin/python -m benchmarks.compare --quick            # smoke test: 1 rep, small sizes
+    .venv/bin/python -m benchmarks.compare --only udptcp,aioquic --markdown out.md --json raw.json
+
+The measurements are ``benchmarks.compare_runs``, the report ``benchmarks.compare_report``.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import shlex
 import sys
 import time
 from pathlib import Path
 
-import report
-from harness import RunError
-from measurements import Measurement, Plan, build, optional_peers
+from benchmarks import compare_report
+from benchmarks.compare_runs import Measurement, Plan, build
+from benchmarks.peers import missing_peers
+from benchmarks.procs import RUN_FAILURES
+from benchmarks.report import RunCounter, command_line, environment, progress, utc_now, write
 
 LOOPS = ("asyncio", "uvloop")
 FULL = Plan(size_mb=100, slow_size_mb=30, udp_seconds=3.0)
@@ -42,14 +47,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="udptcp vs kernel TCP, raw UDP, aioquic and KCP on loopback, both event loops.",
         epilog="measurement names: udptcp, udptcp_mss65000, tcp, udp_1400, udp_8192, udp_65000, aioquic, "
-               "kcp; groups: udptcp, udp")
+               "aioquic_16384, kcp, kcp_mtu65000; groups: udptcp, udp, aioquic, kcp")
     parser.add_argument("--reps", type=int, default=None,
                         help="repetitions per cell (default 3; 1 with --quick)")
     parser.add_argument("--size-mb", type=float, default=None,
-                        help=f"MB per udptcp and TCP transfer (default {FULL.size_mb:g}; "
+                        help=f"MB per udptcp, TCP and KCP transfer (default {FULL.size_mb:g}; "
                              f"{QUICK.size_mb:g} quick)")
     parser.add_argument("--slow-size-mb", type=float, default=None,
-                        help=f"MB per aioquic and KCP transfer (default {FULL.slow_size_mb:g}; "
+                        help=f"MB per aioquic transfer (default {FULL.slow_size_mb:g}; "
                              f"{QUICK.slow_size_mb:g} quick)")
     parser.add_argument("--udp-seconds", type=float, default=None,
                         help=f"seconds per raw UDP run (default {FULL.udp_seconds:g}; "
@@ -72,7 +77,7 @@ def select(measurements: list[Measurement], only: str) -> list[Measurement]:
     known = {m.name for m in measurements} | {m.group for m in measurements}
     unknown = wanted - known
     if unknown:
-        raise SystemExit(f"compare.py: unknown measurement(s) {', '.join(sorted(unknown))}; "
+        raise SystemExit(f"benchmarks.compare: unknown measurement(s) {', '.join(sorted(unknown))}; "
                          f"choose from {', '.join(sorted(known))}")
     return [m for m in measurements if m.name in wanted or m.group in wanted]
 
@@ -86,34 +91,28 @@ def available_loops() -> tuple[list[str], list[str]]:
     return list(LOOPS), []
 
 
-def progress(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
 def run_all(measurements: list[Measurement], loops: list[str], reps: int,
-            timeout_s: float) -> list[report.Run]:
+            timeout_s: float) -> list[compare_report.Run]:
     """Every repetition of every cell; the loop order alternates so neither loop always goes first."""
-    runs: list[report.Run] = []
-    total = reps * len(measurements) * len(loops)
-    done = 0
+    runs: list[compare_report.Run] = []
+    counter = RunCounter(reps * len(measurements) * len(loops))
     for rep in range(reps):
         order = loops if rep % 2 == 0 else loops[::-1]
         for m in measurements:
             for loop in order:
-                done += 1
-                label = f"[{done:>3}/{total}] rep {rep + 1}/{reps} {m.name:<16} {loop:<7}"
-                progress(f"{label} running ({m.data})")
+                label = f"{counter.next()} rep {rep + 1}/{reps} {m.name:<16} {loop:<7}"
+                progress(f"{label} running ({m.data}; elapsed {counter.elapsed()})")
                 started = time.monotonic()
                 try:
                     sample = m.run(loop, timeout_s)
-                except (RunError, OSError, ValueError, KeyError, TypeError) as exc:
+                except RUN_FAILURES as exc:
                     wall = time.monotonic() - started
                     message = str(exc) or type(exc).__name__
-                    runs.append(report.Run(m.name, loop, rep, None, message, wall))
+                    runs.append(compare_report.Run(m.name, loop, rep, None, message, wall))
                     progress(f"{label} FAILED after {wall:.1f} s: {message[:300]}")
                     continue
                 wall = time.monotonic() - started
-                runs.append(report.Run(m.name, loop, rep, sample, None, wall))
+                runs.append(compare_report.Run(m.name, loop, rep, sample, None, wall))
                 progress(f"{label} {sample.mb_per_s:9.1f} MB/s  cpu {sample.cpu_client:4.0%} / "
                          f"{sample.cpu_server:4.0%}  ({sample.seconds:.2f} s transfer, {wall:.1f} s wall)")
     return runs
@@ -127,10 +126,10 @@ def main(argv: list[str] | None = None) -> int:
                 udp_seconds=args.udp_seconds if args.udp_seconds is not None else base.udp_seconds)
     reps = args.reps if args.reps is not None else (1 if args.quick else 3)
     if reps < 1 or plan.size_mb <= 0 or plan.slow_size_mb <= 0 or plan.udp_seconds <= 0:
-        raise SystemExit("compare.py: --reps, sizes and --udp-seconds must be positive")
+        raise SystemExit("benchmarks.compare: --reps, sizes and --udp-seconds must be positive")
     selected = select(build(plan), args.only)
     loops, skipped = available_loops()
-    missing = optional_peers()
+    missing = missing_peers()
     for group, why in missing.items():
         if any(m.group == group for m in selected):
             skipped.append(why)
@@ -138,44 +137,32 @@ def main(argv: list[str] | None = None) -> int:
     for note in skipped:
         progress(f"note: {note}")
     if not selected:
-        progress("compare.py: nothing left to measure")
+        progress("benchmarks.compare: nothing left to measure")
         return 1
-    progress(f"compare.py: {reps * len(selected) * len(loops)} runs "
+    progress(f"benchmarks.compare: {reps * len(selected) * len(loops)} runs "
              f"({len(selected)} measurements x {len(loops)} loops x {reps} reps)")
 
     started = time.monotonic()
-    date = report.utc_now()
+    date = utc_now()
     runs = run_all(selected, loops, reps, args.timeout)
     meta = {
-        "command": shlex.join([_relative(sys.executable), *sys.argv]),
+        "command": command_line("benchmarks.compare", sys.argv[1:] if argv is None else argv),
         "date": date,
         "wall_s": time.monotonic() - started,
         "reps": reps,
-        "sizes": (f"udptcp and TCP {plan.size_mb:g} MB per transfer; aioquic and KCP "
-                  f"{plan.slow_size_mb:g} MB (scaled down: they are the slow peers); "
+        "sizes": (f"udptcp, TCP and KCP {plan.size_mb:g} MB per transfer; aioquic "
+                  f"{plan.slow_size_mb:g} MB (scaled down: it is the slow peer); "
                   f"raw UDP {plan.udp_seconds:g} s per run"),
         "plan": dataclasses.asdict(plan),
         "loops": loops,
         "skipped": skipped,
-        "environment": report.environment(),
+        "environment": environment(),
     }
-    text = report.render(selected, loops, runs, meta)
+    text = compare_report.render(selected, loops, runs, meta)
     print(text)
-    if args.markdown is not None:
-        args.markdown.write_text(text + "\n")
-        progress(f"wrote {args.markdown}")
-    if args.json is not None:
-        args.json.write_text(report.raw_json(runs, meta) + "\n")
-        progress(f"wrote {args.json}")
+    write(args.markdown, text)
+    write(args.json, compare_report.raw_json(runs, meta))
     return 0 if all(r.error is None for r in runs) else 1
-
-
-def _relative(path: str) -> str:
-    """The interpreter as the user typed it, when it lives under the current directory."""
-    try:
-        return str(Path(path).relative_to(Path.cwd()))
-    except ValueError:
-        return path
 
 
 if __name__ == "__main__":

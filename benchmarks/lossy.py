@@ -4,55 +4,117 @@ Why: on loopback every transport is CPU-bound and congestion control never matte
 path it is the other way round. This puts a ``udptcp netem`` relay between each sender and
 receiver (one-way delay RTT/2 per direction, random loss per direction, a rate limit through a
 tail-drop queue of one bandwidth-delay product) and measures, in one run and on the same
-machine, what each peer delivers -- the same method as the reference measurement
-(/work/shared/anchors/LOSSY.md), so the numbers can be put next to it. A second part runs two
-udptcp flows (BBR and CUBIC) through ONE shared bottleneck to show how they divide it.
+machine, what each peer delivers. A second part runs two udptcp flows (BBR and CUBIC) through
+ONE shared bottleneck to show how they divide it.
 
 Peers (``--only``): ``udptcp-newreno``, ``udptcp-cubic``, ``udptcp-bbr`` (group ``udptcp``),
-``aioquic`` (one stream, defaults), ``kcp`` (fast mode), and ``sharing``. aioquic and KCP are
-skipped with a note when their packages are missing.
+``aioquic``, ``kcp-fast`` and ``kcp-normal`` (group ``kcp``), and ``sharing``. Each configurable
+peer runs with the settings of its profile (``benchmarks.peers.settings``), which the report
+states. aioquic and KCP are skipped with a note when their packages are missing.
 
-Usage:
-    .venv/bin/python benchmarks/lossy.py --quick                       # smoke test, ~3 minutes
-    .venv/bin/python benchmarks/lossy.py --markdown benchmarks/out/lossy.md \\
-        --plot benchmarks/out/lossy.png --json benchmarks/out/lossy.json   # full, ~20 minutes
-    .venv/bin/python benchmarks/lossy.py --only udptcp-bbr,aioquic --rtts 100 --losses 1 --reps 3
+Usage (from the repository's root; ``make lossy`` runs the second):
+    .venv/bin/python -m benchmarks.lossy --quick                       # smoke test, ~3 minutes
+    .venv/bin/python -m benchmarks.lossy --markdown benchmarks/out/lossy.md \\
+        --plot benchmarks/out/lossy.png --json benchmarks/out/lossy.json   # full, ~13 minutes
+    .venv/bin/python -m benchmarks.lossy --only udptcp-bbr,kcp --rtts 100 --losses 1 --reps 3
+
+The runs are ``benchmarks.lossy_runs``, the report ``benchmarks.lossy_report``.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import shlex
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import lossy_report
-import report
-from lossy_procs import PathSpec, source_fingerprint
-from lossy_runs import Outcome, Setup, SharingOutcome, run_capped, run_sharing, run_udptcp
-from measurements import optional_peers
+from benchmarks import lossy_report
+from benchmarks.lossy_runs import (
+    Outcome,
+    Setup,
+    SharingOutcome,
+    run_peer,
+    run_sharing,
+    run_udptcp,
+    source_fingerprint,
+)
+from benchmarks.netem import PathSpec
+from benchmarks.peers import missing_peers
+from benchmarks.peers.settings import KCP_NORMAL, QUIC_PATH, Settings, kcp_fast_for
+from benchmarks.report import (
+    RunCounter,
+    clock,
+    command_line,
+    environment,
+    facts_lines,
+    progress,
+    utc_now,
+    write,
+)
 
-UDPTCP = Path(__file__).resolve().parent.parent / "udptcp"
-CONTROLLERS = ("newreno", "cubic", "bbr")
-PEERS = (*(f"udptcp-{cc}" for cc in CONTROLLERS), "aioquic", "kcp")
 SHARING_CONTROLLERS = ["bbr", "cubic"]
-TITLES = {
-    "udptcp-newreno": "udptcp, NewReno",
-    "udptcp-cubic": "udptcp, CUBIC (default)",
-    "udptcp-bbr": "udptcp, BBR",
-    "aioquic": "aioquic {aioquic}, one stream, defaults (Reno)",
-    "kcp": "kcp {kcp} 'fast' (nodelay, interval 10, resend 2, no CC, wnd 1024, mtu 1400)",
-}
+QUICK_TIME_LIMIT_S = 10.0
+FULL_TIME_LIMIT_S = 30.0
+KILL_AFTER_LIMIT_S = 45.0
+"""A run still going this long after its time limit is killed and reported failed."""
+
+PeerRun = Callable[[Setup, PathSpec, int, int], Outcome]
+
+
+@dataclasses.dataclass(frozen=True)
+class Peer:
+    """A row of the goodput table: a peer in one configuration."""
+
+    name: str
+    group: str
+    title: str
+    """May name a package's version as ``{aioquic}`` or ``{kcp}``."""
+    run: PeerRun
+    settings_for: Callable[[PathSpec], Settings] | None = None
+    """The settings of a configurable peer on a path (they may depend on it)."""
+
+    def describe(self, paths: list[PathSpec]) -> str:
+        """The title with the settings used on ``paths`` (per RTT where they differ)."""
+        if self.settings_for is None:
+            return self.title
+        by_rtt = {path.rtt_ms: self.settings_for(path).describe() for path in paths}
+        if len(set(by_rtt.values())) == 1:
+            return f"{self.title} ({next(iter(by_rtt.values()))})"
+        return f"{self.title} (" + "; ".join(f"at {rtt:g} ms: {text}" for rtt, text in by_rtt.items()) + ")"
+
+
+def _udptcp(cc: str, title: str) -> Peer:
+    def run(setup: Setup, path: PathSpec, seed: int, rep: int) -> Outcome:
+        return run_udptcp(setup, cc, path, seed, rep)
+    return Peer(f"udptcp-{cc}", "udptcp", title, run)
+
+
+def _configured(name: str, group: str, module: str, title: str,
+                settings_for: Callable[[PathSpec], Settings]) -> Peer:
+    def run(setup: Setup, path: PathSpec, seed: int, rep: int) -> Outcome:
+        return run_peer(setup, name, module, settings_for(path), path, seed, rep)
+    return Peer(name, group, title, run, settings_for)
+
+
+PEERS = [
+    _udptcp("newreno", "udptcp, NewReno"),
+    _udptcp("cubic", "udptcp, CUBIC (default)"),
+    _udptcp("bbr", "udptcp, BBR"),
+    _configured("aioquic", "aioquic", "quic", "aioquic {aioquic}, one stream", lambda path: QUIC_PATH),
+    _configured("kcp-fast", "kcp", "kcp", "kcp {kcp} 'fast'",
+                lambda path: kcp_fast_for(path.rtt_ms, path.rate_mbit)),
+    _configured("kcp-normal", "kcp", "kcp", "kcp {kcp} 'normal'", lambda path: KCP_NORMAL),
+]
 
 
 @dataclasses.dataclass(frozen=True)
 class Plan:
     """Everything one invocation measures."""
 
-    peers: list[str]
+    peers: list[Peer]
     sharing: bool
     rtts: list[float]
     losses: list[float]
@@ -61,6 +123,13 @@ class Plan:
     reps: int
     seed: int
     setup: Setup
+
+    def as_json(self) -> dict[str, Any]:
+        """The plan for the raw JSON output: the peers by name and title (with their settings)."""
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        paths = [PathSpec(rtt, 0, self.rate_mbit) for rtt in self.rtts]
+        return {**fields, "peers": {p.name: p.describe(paths) for p in self.peers},
+                "setup": dataclasses.asdict(self.setup)}
 
 
 def _floats(text: str) -> list[float]:
@@ -78,7 +147,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description="Goodput of udptcp (NewReno, CUBIC, BBR), aioquic and KCP through a udptcp netem relay "
                     "(delay, random loss, rate limit with a one-BDP tail-drop queue), and BBR vs CUBIC "
                     "sharing one bottleneck.",
-        epilog=f"peers for --only: {', '.join(PEERS)}; group udptcp; and sharing")
+        epilog=f"peers for --only: {', '.join(p.name for p in PEERS)}; groups udptcp, kcp; and sharing")
     parser.add_argument("--only", default="", metavar="NAME[,NAME]",
                         help="run only these peers (and/or sharing)")
     parser.add_argument("--rtts", type=_floats, default=None, metavar="MS[,MS]", help="RTTs (default 20,100)")
@@ -90,10 +159,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--size-mb", type=float, default=None, help="MB per run (default 32; 8 with --quick)")
     parser.add_argument("--time-limit", type=float, default=None, metavar="SECONDS",
                         help="cap of a run; goodput is then what the receiver got over its time "
-                             "(default 30; 10 with --quick)")
+                             f"(default {FULL_TIME_LIMIT_S:g}; {QUICK_TIME_LIMIT_S:g} with --quick)")
     parser.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
                         help="a run still going after this is killed and reported failed "
-                             "(default time limit + 45)")
+                             f"(default time limit + {KILL_AFTER_LIMIT_S:g})")
     parser.add_argument("--reps", type=int, default=1, help="repetitions per cell; medians shown (default 1)")
     parser.add_argument("--loop", choices=["uvloop", "asyncio"], default="uvloop",
                         help="event loop of every process (default uvloop)")
@@ -106,26 +175,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def progress(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
 def make_plan(args: argparse.Namespace, notes: list[str]) -> Plan:
     """The invocation's plan; peers whose packages are missing are dropped with a note."""
     wanted = {t.strip() for t in args.only.split(",") if t.strip()}
-    known = {*PEERS, "udptcp", "sharing"}
+    known = {p.name for p in PEERS} | {p.group for p in PEERS} | {"sharing"}
     if wanted - known:
-        raise SystemExit(f"lossy.py: unknown peer(s) {', '.join(sorted(wanted - known))}; "
+        raise SystemExit(f"benchmarks.lossy: unknown peer(s) {', '.join(sorted(wanted - known))}; "
                          f"choose from {', '.join(sorted(known))}")
-    peers = [p for p in PEERS if not wanted or p in wanted or ("udptcp" in wanted and p.startswith("udptcp"))]
-    for group, why in optional_peers().items():
-        if group in peers:
-            peers.remove(group)
-            notes.append(why)
-    time_limit = args.time_limit if args.time_limit is not None else (10.0 if args.quick else 30.0)
+    peers = [p for p in PEERS if not wanted or p.name in wanted or p.group in wanted]
+    missing = missing_peers()
+    notes += [why for group, why in missing.items() if any(p.group == group for p in peers)]
+    peers = [p for p in peers if p.group not in missing]
+    time_limit = args.time_limit if args.time_limit is not None else (
+        QUICK_TIME_LIMIT_S if args.quick else FULL_TIME_LIMIT_S)
     size = args.size_mb if args.size_mb is not None else (8.0 if args.quick else 32.0)
     if args.reps < 1 or size <= 0 or time_limit <= 0 or args.rate_mbit <= 0:
-        raise SystemExit("lossy.py: --reps, --size-mb, --time-limit and --rate-mbit must be positive")
+        raise SystemExit("benchmarks.lossy: --reps, --size-mb, --time-limit and --rate-mbit must be positive")
     loop = args.loop
     if loop == "uvloop":
         try:
@@ -133,7 +198,7 @@ def make_plan(args: argparse.Namespace, notes: list[str]) -> Plan:
         except ImportError:
             loop = "asyncio"
             notes.append("uvloop is not importable: every process ran on the stock asyncio loop")
-    timeout = args.timeout if args.timeout is not None else time_limit + 45.0
+    timeout = args.timeout if args.timeout is not None else time_limit + KILL_AFTER_LIMIT_S
     return Plan(
         peers=peers, sharing=not wanted or "sharing" in wanted,
         rtts=args.rtts or ([20.0] if args.quick else [20.0, 100.0]),
@@ -143,39 +208,23 @@ def make_plan(args: argparse.Namespace, notes: list[str]) -> Plan:
         setup=Setup(size_mb=size, time_limit_s=time_limit, timeout_s=timeout, loop=loop))
 
 
-def _sources(fingerprints: dict[str, str]) -> str:
-    start, end = fingerprints["start"], fingerprints["end"]
-    return f"`{start}`" if start == end else f"`{start}` at the start, `{end}` at the end (see the warning)"
-
-
-def _clock(seconds: float) -> str:
-    return f"{int(seconds // 60)}m{seconds % 60:04.1f}s"
-
-
 def _cpus(cpu: dict[str, float | None]) -> str:
     return "/".join("?" if v is None else f"{v:.0%}" for v in cpu.values())
 
 
-def run_cells(plan: Plan, started: float) -> list[Outcome]:
+def run_cells(plan: Plan, counter: RunCounter) -> list[Outcome]:
     """Every peer on every path; within a path cell the peers' order flips each repetition."""
     outcomes: list[Outcome] = []
-    total = plan.reps * len(plan.rtts) * len(plan.losses) * len(plan.peers)
-    done = 0
     for rep in range(plan.reps):
         order = plan.peers if rep % 2 == 0 else plan.peers[::-1]
         for rtt in plan.rtts:
             for loss in plan.losses:
                 path = PathSpec(rtt, loss, plan.rate_mbit)
                 for peer in order:
-                    done += 1
-                    label = f"[{done:>2}/{total}] {path.label:<12} {peer:<15} rep {rep + 1}/{plan.reps}"
-                    source = source_fingerprint(UDPTCP)
-                    elapsed = _clock(time.monotonic() - started)
-                    progress(f"{label} running ({path.netem()}; elapsed {elapsed})")
-                    if peer.startswith("udptcp-"):
-                        o = run_udptcp(plan.setup, peer.removeprefix("udptcp-"), path, plan.seed + rep, rep)
-                    else:
-                        o = run_capped(plan.setup, peer, path, plan.seed + rep, rep)
+                    label = f"{counter.next()} {path.label:<12} {peer.name:<15} rep {rep + 1}/{plan.reps}"
+                    source = source_fingerprint()
+                    progress(f"{label} running ({path.netem()}; elapsed {counter.elapsed()})")
+                    o = peer.run(plan.setup, path, plan.seed + rep, rep)
                     o.udptcp_source = source
                     outcomes.append(o)
                     if o.error is not None or o.goodput_mbit_s is None:
@@ -188,29 +237,39 @@ def run_cells(plan: Plan, started: float) -> list[Outcome]:
     return outcomes
 
 
-def run_sharing_cells(plan: Plan, started: float) -> list[SharingOutcome]:
+def run_sharing_cells(plan: Plan, counter: RunCounter) -> list[SharingOutcome]:
     """BBR and CUBIC through one shared bottleneck, per RTT and sharing loss."""
     found: list[SharingOutcome] = []
-    cells = [(rep, rtt, loss)
-             for rep in range(plan.reps) for rtt in plan.rtts for loss in plan.sharing_losses]
-    for i, (rep, rtt, loss) in enumerate(cells, 1):
-        path = PathSpec(rtt, loss, plan.rate_mbit)
-        label = f"[sharing {i}/{len(cells)}] {path.label:<12} {'+'.join(SHARING_CONTROLLERS)} rep {rep + 1}"
-        progress(f"{label} running ({path.netem()} --shared; elapsed {_clock(time.monotonic() - started)})")
-        source = source_fingerprint(UDPTCP)
-        s = run_sharing(plan.setup, SHARING_CONTROLLERS, path, plan.seed + rep, rep)
-        s.udptcp_source = source
-        found.append(s)
-        flows = ", ".join(f"{f.congestion_control} {f.goodput_mbit_s:.1f}" if f.goodput_mbit_s is not None
-                          else f"{f.congestion_control} failed" for f in s.flows)
-        progress(f"{label} {flows} Mbit/s ({s.wall_s:.1f} s wall){'; ' + s.error[:300] if s.error else ''}")
+    for rep in range(plan.reps):
+        for rtt in plan.rtts:
+            for loss in plan.sharing_losses:
+                path = PathSpec(rtt, loss, plan.rate_mbit)
+                label = (f"{counter.next()} sharing {path.label:<12} {'+'.join(SHARING_CONTROLLERS)} "
+                         f"rep {rep + 1}/{plan.reps}")
+                progress(f"{label} running ({path.netem()} --shared; elapsed {counter.elapsed()})")
+                source = source_fingerprint()
+                s = run_sharing(plan.setup, SHARING_CONTROLLERS, path, plan.seed + rep, rep)
+                s.udptcp_source = source
+                found.append(s)
+                flows = ", ".join(f"{f.congestion_control} {f.goodput_mbit_s:.1f}"
+                                  if f.goodput_mbit_s is not None else f"{f.congestion_control} failed"
+                                  for f in s.flows)
+                progress(f"{label} {flows} Mbit/s ({s.wall_s:.1f} s wall)"
+                         f"{'; ' + s.error[:300] if s.error else ''}")
     return found
+
+
+def _sources(fingerprints: dict[str, str]) -> str:
+    start, end = fingerprints["start"], fingerprints["end"]
+    return f"`{start}`" if start == end else f"`{start}` at the start, `{end}` at the end (see the warning)"
 
 
 def render(plan: Plan, outcomes: list[Outcome], sharing: list[SharingOutcome], meta: dict[str, Any]) -> str:
     """The whole report as Markdown."""
     env: dict[str, str] = meta["environment"]
-    titles = {p: TITLES[p].format(**env) for p in plan.peers}
+    paths = [PathSpec(rtt, 0, plan.rate_mbit) for rtt in plan.rtts]
+    titles = {p.name: p.describe(paths).format(**env) for p in plan.peers}
+    short_titles = {p.name: p.title.format(**env) for p in plan.peers}
     columns = [(rtt, loss) for rtt in plan.rtts for loss in plan.losses]
     queues = ", ".join(f"{rtt:g} ms: {PathSpec(rtt, 0, plan.rate_mbit).queue_bytes / 1000:g} kB"
                        for rtt in plan.rtts)
@@ -219,11 +278,9 @@ def render(plan: Plan, outcomes: list[Outcome], sharing: list[SharingOutcome], m
         "# Goodput through an impaired path: udptcp, aioquic and KCP",
         "",
         f"- Command: `{meta['command']}`",
-        f"- Date: {meta['date']} (UTC); wall time {_clock(meta['wall_s'])}; repetitions {plan.reps}"
+        f"- Date: {meta['date']} (UTC); wall time {clock(meta['wall_s'])}; repetitions {plan.reps}"
         + (" (median [min-max])" if plan.reps > 1 else ""),
-        f"- Machine: nproc {env['nproc']}, {env['cpu']}, kernel {env['kernel']}, Python {env['python']}; "
-        f"net.core.rmem_max {env['net.core.rmem_max']}, wmem_max {env['net.core.wmem_max']}",
-        "- Packages: " + ", ".join(f"{p} {env[p]}" for p in report.PACKAGES),
+        *facts_lines(env),
         f"- Event loop: **{s.loop}** in every process (senders, receivers, relay)",
         f"- udptcp sources (hash of `udptcp/**/*.py`): {_sources(meta['udptcp_source'])}",
         f"- Path: one `udptcp netem` relay per run; per direction one-way delay RTT/2, random loss, "
@@ -246,7 +303,7 @@ def render(plan: Plan, outcomes: list[Outcome], sharing: list[SharingOutcome], m
     lines += lossy_report.source_versions(outcomes, sharing)
     hot = lossy_report.cpu_bound(outcomes, sharing)
     lines += ["## CPU-bound runs", "", *([f"- {h}" for h in hot] or ["none (no process at 90 % of a core)"]),
-              "", "## Every run", "", lossy_report.details_table(outcomes, titles), ""]
+              "", "## Every run", "", lossy_report.details_table(outcomes, short_titles), ""]
     if meta["notes"]:
         lines += ["## Skipped", "", *[f"- {n}" for n in meta["notes"]], ""]
     lines += ["## Method", "", METHOD, ""]
@@ -260,16 +317,15 @@ METHOD = """\
 - udptcp: `python -m udptcp bench --role server` and `--role client --json --time-limit T
   -o congestion_control=C`, default MSS; a run still going at T counts what the receiver has
   acknowledged by then over T, and resets the connection.
-- aioquic and KCP: the senders of `peer_quic.py` / `peer_kcp.py` unchanged (aioquic: one stream,
-  defaults, 2 MiB send-buffer cap; KCP: fast mode, 16 KiB messages, 4 MiB socket buffers), and
-  `lossy_capped.py`'s receivers, which report what they got T seconds after their first byte.
+- aioquic and KCP: the loopback peers `benchmarks.peers.quic` / `benchmarks.peers.kcp` with the
+  settings in each row's title (aioquic: one stream, 2 MiB send-buffer cap; KCP: 4 MiB socket
+  buffers); their receivers run with `--time-limit T` and report what they got T seconds after
+  their first byte.
 - Sharing: one `udptcp bench --role server --connections 2`, one relay with `--shared` (every flow
   through the same two impaired paths), two clients started together with `--time-limit T`.
 - CPU = process CPU seconds over its run time (1.0 = one core); bold at >= 90 %. Relay drops are
   the relay's own exit summary: `queue` = tail drops at the bottleneck queue, `random` = the loss
-  asked for, as counts and as a share of the datagrams the relay received in that direction.
-- Compared with the reference (anchors/LOSSY.md: median of 2, 60 s cap): same path model and peer
-  settings; the default here is 1 repetition and a 30 s cap."""
+  asked for, as counts and as a share of the datagrams the relay received in that direction."""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -281,54 +337,38 @@ def main(argv: list[str] | None = None) -> int:
     runs = plan.reps * len(plan.rtts) * len(plan.losses) * len(plan.peers)
     shares = plan.reps * len(plan.rtts) * len(plan.sharing_losses) if plan.sharing else 0
     if not runs and not shares:
-        progress("lossy.py: nothing left to measure")
+        progress("benchmarks.lossy: nothing left to measure")
         return 1
-    progress(f"lossy.py: {runs} runs + {shares} sharing runs, up to {plan.setup.time_limit_s:g} s each, "
-             f"loop {plan.setup.loop}")
-    started = time.monotonic()
-    date = report.utc_now()
-    source_at_start = source_fingerprint(UDPTCP)
-    outcomes = run_cells(plan, started)
-    sharing = run_sharing_cells(plan, started) if plan.sharing else []
+    progress(f"benchmarks.lossy: {runs} runs + {shares} sharing runs, up to {plan.setup.time_limit_s:g} s "
+             f"each, loop {plan.setup.loop}")
+    counter = RunCounter(runs + shares)
+    date = utc_now()
+    source_at_start = source_fingerprint()
+    outcomes = run_cells(plan, counter)
+    sharing = run_sharing_cells(plan, counter) if plan.sharing else []
     meta: dict[str, Any] = {
-        "command": shlex.join([_relative(sys.executable),
-                               *(sys.argv if argv is None else ["benchmarks/lossy.py", *argv])]),
-        "date": date, "wall_s": time.monotonic() - started, "notes": notes,
-        "udptcp_source": {"start": source_at_start, "end": source_fingerprint(UDPTCP)},
-        "plan": dataclasses.asdict(plan), "environment": report.environment(),
+        "command": command_line("benchmarks.lossy", sys.argv[1:] if argv is None else argv),
+        "date": date, "wall_s": time.monotonic() - counter.started, "notes": notes,
+        "udptcp_source": {"start": source_at_start, "end": source_fingerprint()},
+        "plan": plan.as_json(), "environment": environment(),
     }
     text = render(plan, outcomes, sharing, meta)
     print(text)
-    if args.markdown is not None:
-        args.markdown.parent.mkdir(parents=True, exist_ok=True)
-        args.markdown.write_text(text + "\n")
-        progress(f"wrote {args.markdown}")
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(lossy_report.raw_json(meta, outcomes, sharing) + "\n")
-        progress(f"wrote {args.json}")
+    write(args.markdown, text)
+    write(args.json, lossy_report.raw_json(meta, outcomes, sharing))
     if args.plot is not None:
         try:
             args.plot.parent.mkdir(parents=True, exist_ok=True)
             s = plan.setup
             subtitle = f"{meta['date']} UTC, {s.loop}, {s.size_mb:g} MB or {s.time_limit_s:g} s per run"
-            lossy_report.plot(outcomes, [(p, TITLES[p].format(**meta["environment"])) for p in plan.peers],
+            lossy_report.plot(outcomes, [(p.name, p.title.format(**meta["environment"])) for p in plan.peers],
                               plan.rtts, plan.losses, plan.rate_mbit, args.plot, subtitle)
             progress(f"wrote {args.plot}")
         except ImportError:
             progress("note: matplotlib is not importable; no plot (pip install matplotlib)")
     failed = any(o.error for o in outcomes) or any(s.error for s in sharing)
-    progress(f"lossy.py: done in {_clock(time.monotonic() - started)}"
-             + (" (some runs failed)" if failed else ""))
+    progress(f"benchmarks.lossy: done in {counter.elapsed()}" + (" (some runs failed)" if failed else ""))
     return 1 if failed else 0
-
-
-def _relative(path: str) -> str:
-    """The interpreter as the user typed it, when it lives under the current directory."""
-    try:
-        return str(Path(path).relative_to(Path.cwd()))
-    except ValueError:
-        return path
 
 
 if __name__ == "__main__":

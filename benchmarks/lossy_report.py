@@ -1,7 +1,7 @@
-"""The report of ``lossy.py``: goodput table, sharing table, per-run details, the plot, raw JSON.
+"""The report of ``benchmarks.lossy``: goodput table, sharing table, per-run details, the plot, raw JSON.
 
-The main table has the reference measurement's shape (rows = peer/config, columns = RTT x loss,
-"goodput (share of the bottleneck)"), so that the two can be read side by side. The per-run
+The main table has one row per peer and configuration and one column per path (RTT x loss),
+each cell "goodput (share of the bottleneck)", the median over repetitions with its range. The per-run
 table keeps what explains a number: whether the run hit its time limit, the CPU of every
 process (on 2 cores a CPU-bound process caps goodput, not the protocol), and the relay's own
 counts of random and tail (queue) drops in each direction.
@@ -11,36 +11,25 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import statistics
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from lossy_runs import Outcome, SharingOutcome
+from benchmarks.lossy_runs import Outcome, SharingOutcome
+from benchmarks.report import error_cell, markdown_table, percent, spread
 
-LOG_TICKS = [0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000]
-CPU_BOUND = 0.9
+LOG_TICKS_MBIT_S = [0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000]
+CPU_BOUND_SHARE = 0.9
 """A process at or above this share of a core for the whole run is flagged as CPU-bound."""
-ERROR_CHARS = 200
-
-
-def _median(values: Iterable[float | None]) -> tuple[float, float, float] | None:
-    found = [v for v in values if v is not None]
-    return (statistics.median(found), min(found), max(found)) if found else None
-
-
-def _pct(value: float) -> str:
-    return f"{value:.0%}".replace("%", " %")
 
 
 def _cell(runs: list[Outcome], rate_mbit: float) -> str:
-    stats = _median(r.goodput_mbit_s for r in runs)
+    stats = spread(r.goodput_mbit_s for r in runs)
     failed = sum(1 for r in runs if r.error)
     if stats is None:
         return "failed" if failed else "-"
-    text = f"{stats[0]:.1f} ({_pct(stats[0] / rate_mbit)})"
+    text = f"{stats.median:.1f} ({percent(stats.median / rate_mbit)})"
     if len(runs) - failed > 1:
-        text += f" [{stats[1]:.1f}-{stats[2]:.1f}]"
+        text += f" [{stats.low:.1f}-{stats.high:.1f}]"
     if any(r.time_limited for r in runs if not r.error):
         text += "*"
     if failed:
@@ -51,39 +40,35 @@ def _cell(runs: list[Outcome], rate_mbit: float) -> str:
 def goodput_table(outcomes: list[Outcome], peers: list[tuple[str, str]], columns: list[tuple[float, float]],
                   rate_mbit: float) -> str:
     """Rows: peers (name, title); columns: (rtt_ms, loss_pct)."""
-    header = "| peer / config | " + " | ".join(f"{rtt:g} ms, {loss:g} %" for rtt, loss in columns) + " |"
-    lines = [header, "|---|" + "---|" * len(columns)]
+    rows = []
     for name, title in peers:
-        row = []
+        row = [title]
         for rtt, loss in columns:
             runs = [o for o in outcomes if o.peer == name and o.rtt_ms == rtt and o.loss_pct == loss]
             row.append(_cell(runs, rate_mbit) if runs else "-")
-        lines.append(f"| {title} | " + " | ".join(row) + " |")
-    return "\n".join(lines)
+        rows.append(row)
+    return markdown_table(["peer / config", *(f"{rtt:g} ms, {loss:g} %" for rtt, loss in columns)], rows)
 
 
 def sharing_table(sharing: list[SharingOutcome], rate_mbit: float) -> str:
     """One row per flow of every sharing run, with its share of the flows' sum."""
-    lines = ["| path | rep | flow | controller | goodput Mbit/s | share of the sum | sum (of 50 Mbit/s) "
-             "| retransmitted | timeouts | CPU client | relay drops up: queue / random | notes |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    rows = []
     for s in sharing:
+        path = f"{s.rtt_ms:g} ms, {s.loss_pct:g} %"
         total = sum(f.goodput_mbit_s or 0.0 for f in s.flows)
         drops = _drops(s.relay.up if s.relay else {})
         cpu = f"server {_cpu(s.cpu.get('server'))}, relay {_cpu(s.cpu.get('relay'))}"
         for f in s.flows:
-            share = _pct(f.goodput_mbit_s / total) if f.goodput_mbit_s is not None and total > 0 else "-"
+            share = percent(f.goodput_mbit_s / total) if f.goodput_mbit_s is not None and total > 0 else "-"
             goodput = f"**{f.goodput_mbit_s:.1f}**" if f.goodput_mbit_s is not None else "failed"
-            note = _error(f.error) if f.error else cpu
-            lines.append(f"| {s.rtt_ms:g} ms, {s.loss_pct:g} % | {s.rep + 1} | {f.label} "
-                         f"| {f.congestion_control} | {goodput} | {share} "
-                         f"| {total:.1f} ({_pct(total / rate_mbit)}) "
-                         f"| {_opt(f.retransmitted)} | {_opt(f.timeouts)} | {_cpu(f.cpu_client)} | {drops} "
-                         f"| {note} |")
+            rows.append([path, str(s.rep + 1), f.label, f.congestion_control, goodput, share,
+                         f"{total:.1f} ({percent(total / rate_mbit)})", _opt(f.retransmitted),
+                         _opt(f.timeouts), _cpu(f.cpu_client), drops, _error(f.error) if f.error else cpu])
         if not s.flows and s.error:
-            lines.append(f"| {s.rtt_ms:g} ms, {s.loss_pct:g} % | {s.rep + 1} | - | - | failed | - | - "
-                         f"| - | - | - | - | {_error(s.error)} |")
-    return "\n".join(lines)
+            rows.append([path, str(s.rep + 1), *["-"] * 2, "failed", *["-"] * 6, _error(s.error)])
+    return markdown_table(["path", "rep", "flow", "controller", "goodput Mbit/s", "share of the sum",
+                           f"sum (of {rate_mbit:g} Mbit/s)", "retransmitted", "timeouts", "CPU client",
+                           "relay drops up: queue / random", "notes"], rows)
 
 
 def _opt(value: float | None) -> str:
@@ -93,11 +78,11 @@ def _opt(value: float | None) -> str:
 def _cpu(value: float | None) -> str:
     if value is None:
         return "?"
-    return f"**{_pct(value)}**" if value >= CPU_BOUND else _pct(value)
+    return f"**{percent(value)}**" if value >= CPU_BOUND_SHARE else percent(value)
 
 
 def _error(text: str) -> str:
-    return "**failed**: " + text.replace("|", "/").replace("\n", " ")[:ERROR_CHARS]
+    return "**failed**: " + error_cell(text)
 
 
 def _drops(counters: dict[str, int]) -> str:
@@ -111,9 +96,7 @@ def _drops(counters: dict[str, int]) -> str:
 
 def details_table(outcomes: list[Outcome], titles: dict[str, str]) -> str:
     """Every run: what it delivered, in how long, at what CPU, and what the relay dropped."""
-    lines = ["| path | peer | rep | goodput Mbit/s | MB received | receiver s | capped | CPU client / server "
-             "/ relay | relay up (data): queue / random drops | relay down (acks): queue / random | notes "
-             "| udptcp src |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    rows = []
     for o in outcomes:
         relay = o.relay
         notes: list[str] = []
@@ -128,15 +111,16 @@ def details_table(outcomes: list[Outcome], titles: dict[str, str]) -> str:
             if lost:
                 notes.append("relay could not forward: " + ", ".join(f"{k}={v}" for k, v in lost.items()))
             if relay.notes:
-                notes.append("relay: " + relay.notes.replace("|", "/")[:ERROR_CHARS])
+                notes.append("relay: " + error_cell(relay.notes))
         cpu = " / ".join(_cpu(o.cpu.get(k)) for k in ("client", "server", "relay")) if o.cpu else "-"
-        goodput = f"{o.goodput_mbit_s:.1f}" if o.goodput_mbit_s is not None else "failed"
-        lines.append(f"| {o.rtt_ms:g} ms, {o.loss_pct:g} % | {titles.get(o.peer, o.peer)} | {o.rep + 1} "
-                     f"| {goodput} | {_num(o.mb)} | {_num(o.seconds)} | {'yes' if o.time_limited else 'no'} "
-                     f"| {cpu} | {_drops(relay.up) if relay else '-'} "
-                     f"| {_drops(relay.down) if relay else '-'} "
-                     f"| {'; '.join(notes)} | {o.udptcp_source if o.peer.startswith('udptcp') else ''} |")
-    return "\n".join(lines)
+        rows.append([f"{o.rtt_ms:g} ms, {o.loss_pct:g} %", titles.get(o.peer, o.peer), str(o.rep + 1),
+                     f"{o.goodput_mbit_s:.1f}" if o.goodput_mbit_s is not None else "failed",
+                     _num(o.mb), _num(o.seconds), "yes" if o.time_limited else "no", cpu,
+                     _drops(relay.up) if relay else "-", _drops(relay.down) if relay else "-",
+                     "; ".join(notes), o.udptcp_source if o.peer.startswith("udptcp") else ""])
+    return markdown_table(["path", "peer", "rep", "goodput Mbit/s", "MB received", "receiver s", "capped",
+                           "CPU client / server / relay", "relay up (data): queue / random drops",
+                           "relay down (acks): queue / random", "notes", "udptcp src"], rows)
 
 
 def _num(value: float | None) -> str:
@@ -162,13 +146,14 @@ def cpu_bound(outcomes: list[Outcome], sharing: list[SharingOutcome]) -> list[st
     """Runs in which some process used a whole core: their goodput may be the CPU's, not the path's."""
     found = []
     for o in outcomes:
-        hot = [k for k, v in o.cpu.items() if v is not None and v >= CPU_BOUND]
+        hot = [k for k, v in o.cpu.items() if v is not None and v >= CPU_BOUND_SHARE]
         if hot:
             found.append(f"{o.peer} at {o.rtt_ms:g} ms / {o.loss_pct:g} % (rep {o.rep + 1}): "
                          f"{', '.join(hot)}")
     for s in sharing:
-        hot = [f"{f.label} client" for f in s.flows if f.cpu_client is not None and f.cpu_client >= CPU_BOUND]
-        hot += [k for k, v in s.cpu.items() if v is not None and v >= CPU_BOUND]
+        hot = [f"{f.label} client" for f in s.flows
+               if f.cpu_client is not None and f.cpu_client >= CPU_BOUND_SHARE]
+        hot += [k for k, v in s.cpu.items() if v is not None and v >= CPU_BOUND_SHARE]
         if hot:
             found.append(f"sharing at {s.rtt_ms:g} ms / {s.loss_pct:g} % (rep {s.rep + 1}): {', '.join(hot)}")
     return found
@@ -197,15 +182,15 @@ def plot(outcomes: list[Outcome], peers: list[tuple[str, str]], rtts: list[float
         for i, (name, title) in enumerate(peers):
             xs, ys = [], []
             for x, loss in zip(positions, losses, strict=True):
-                stats = _median(o.goodput_mbit_s for o in outcomes
-                                if o.peer == name and o.rtt_ms == rtt and o.loss_pct == loss)
+                stats = spread(o.goodput_mbit_s for o in outcomes
+                               if o.peer == name and o.rtt_ms == rtt and o.loss_pct == loss)
                 if stats is not None:
                     xs.append(x)
-                    ys.append(max(stats[0], 0.01))
+                    ys.append(max(stats.median, 0.01))
             if xs:
                 ax.plot(xs, ys, marker=markers[i % len(markers)], label=title.split(" (")[0])
         ax.set_yscale("log")
-        ax.yaxis.set_major_locator(FixedLocator(LOG_TICKS))
+        ax.yaxis.set_major_locator(FixedLocator(LOG_TICKS_MBIT_S))
         ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
         ax.yaxis.set_minor_formatter(NullFormatter())
         ax.set_ylim(lowest / 1.5, rate_mbit * 1.5)
@@ -224,5 +209,6 @@ def plot(outcomes: list[Outcome], peers: list[tuple[str, str]], rtts: list[float
 
 
 def raw_json(meta: dict[str, Any], outcomes: list[Outcome], sharing: list[SharingOutcome]) -> str:
+    """Every run, successful or not, plus the metadata, for later analysis."""
     return json.dumps({"meta": meta, "runs": [dataclasses.asdict(o) for o in outcomes],
                        "sharing": [dataclasses.asdict(s) for s in sharing]}, indent=2)

@@ -5,7 +5,8 @@ byte count and FIN, and the client's clock stops when that reply arrives (as for
 ``udptcp bench``). The server generates a throw-away self-signed P-256 certificate at start-up
 (nothing is written to disk); the client does not verify it. Everything else is aioquic's
 default (Reno, 1 MiB connection/stream flow-control windows, 1200-byte datagrams, kernel
-default socket buffers), because the point is how the library performs as people use it.
+default socket buffers) unless the ``--settings`` JSON (``benchmarks.peers.settings.QuicSettings``)
+says otherwise.
 
 aioquic's stream writer has no back-pressure: ``write()`` appends to the stream's send buffer
 without bound. So that the sender does not queue the whole transfer in memory before the
@@ -18,6 +19,10 @@ about one wake-up per 15 packets; on uvloop we saw 5-25 wake-ups per packet, the
 CPU and throughput down to a fifth in some runs. uvloop's ``loop.time()`` advances in whole
 milliseconds, so a pacing deadline a few microseconds ahead stays "in the future" until the
 clock ticks, and the timer keeps firing and re-arming. The count makes such runs visible.
+
+With ``--time-limit`` the server reports what it got in that time after its first byte (an
+impaired path, where aioquic may need minutes for the whole transfer), and the harness kills
+the client.
 """
 
 from __future__ import annotations
@@ -34,7 +39,19 @@ from aioquic.asyncio.protocol import QuicConnectionProtocol
 from aioquic.asyncio.server import QuicServer
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import QuicConnection
-from harness import HOST, JsonDict, PeerOptions, announce_port, cpu_seconds, loop_name, peer_main
+
+from benchmarks.peers import (
+    PeerOptions,
+    Receipt,
+    blocks,
+    check_count,
+    cpu_seconds,
+    loop_name,
+    peer_main,
+    received_or_capped,
+)
+from benchmarks.peers.settings import QuicSettings
+from benchmarks.procs import HOST, JsonDict, announce_listening
 
 ALPN = "udptcp-bench"
 WRITE_BYTES = 64 * 1024
@@ -44,6 +61,19 @@ POLL_S = 0.001
 LINGER_S = 2.0
 """How long the server waits, after replying, for the client to close the connection (so the
 reply is retransmitted if it was lost, and the client's close does not hit a dead port)."""
+
+
+def _configuration(settings: QuicSettings, is_client: bool) -> QuicConfiguration:
+    """aioquic's configuration of one end (without the server's certificate)."""
+    if is_client:
+        config = QuicConfiguration(is_client=True, alpn_protocols=[ALPN], verify_mode=ssl.CERT_NONE,
+                                   server_name="localhost")
+    else:
+        config = QuicConfiguration(is_client=False, alpn_protocols=[ALPN])
+    config.congestion_control_algorithm = settings.congestion_control
+    config.max_datagram_size = settings.max_datagram_bytes
+    config.max_data = config.max_stream_data = settings.flow_control_window_bytes
+    return config
 
 
 def _self_signed() -> tuple[Any, Any]:
@@ -71,29 +101,23 @@ def _self_signed() -> tuple[Any, Any]:
 
 
 async def server(opts: PeerOptions) -> JsonDict:
-    """Accept one stream, count its bytes to FIN, reply with the count, report our CPU."""
+    """Accept one stream, count its bytes to FIN (or for ``--time-limit``), reply with the count."""
     loop = asyncio.get_running_loop()
-    config = QuicConfiguration(is_client=False, alpn_protocols=[ALPN])
+    config = _configuration(opts.settings_as(QuicSettings), is_client=False)
     config.certificate, config.private_key = _self_signed()
     done: asyncio.Future[JsonDict] = loop.create_future()
-    protocols: list[QuicConnectionProtocol] = []
+    receipt = Receipt()
+    protocols: list[_CountingProtocol] = []
     tasks: set[asyncio.Task[None]] = set()
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        received = 0
-        first = cpu0 = 0.0
         while data := await reader.read(READ_BYTES):
-            if not received:
-                first, cpu0 = time.perf_counter(), cpu_seconds()
-            received += len(data)
-        seconds = time.perf_counter() - first
-        cpu = cpu_seconds() - cpu0
-        writer.write(json.dumps({"bytes": received}).encode())
+            receipt.add(len(data))
+        result = receipt.result()
+        writer.write(json.dumps({"bytes": receipt.received}).encode())
         writer.write_eof()
         if not done.done():
-            fires = sum(p.timer_fires for p in protocols if isinstance(p, _CountingProtocol))
-            done.set_result({"bytes": received, "seconds": seconds, "cpu_s": cpu, "timer_fires": fires,
-                             "loop": loop_name()})
+            done.set_result(result)
 
     def on_stream(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.ensure_future(handle(reader, writer))
@@ -109,12 +133,12 @@ async def server(opts: PeerOptions) -> JsonDict:
     transport, _ = await loop.create_datagram_endpoint(
         lambda: QuicServer(configuration=config, create_protocol=make_protocol, stream_handler=on_stream),
         local_addr=(HOST, 0))
-    announce_port(transport.get_extra_info("sockname")[1])
-    result = await done
-    if protocols:
+    announce_listening(transport.get_extra_info("sockname")[1])
+    result = await received_or_capped(done, receipt, opts.time_limit_s)
+    if protocols and not result["time_limited"]:
         await asyncio.wait([asyncio.ensure_future(p.wait_closed()) for p in protocols], timeout=LINGER_S)
     transport.close()
-    return result
+    return {**result, "timer_fires": sum(p.timer_fires for p in protocols), "loop": loop_name()}
 
 
 class _CountingProtocol(QuicConnectionProtocol):
@@ -139,20 +163,15 @@ def _unacked_bytes(protocol: QuicConnectionProtocol, stream_id: int) -> int | No
 
 async def client(opts: PeerOptions) -> JsonDict:
     """Send the bytes on one stream with a bounded send buffer, FIN, wait for the reply."""
-    config = QuicConfiguration(is_client=True, alpn_protocols=[ALPN], verify_mode=ssl.CERT_NONE,
-                               server_name="localhost")
+    config = _configuration(opts.settings_as(QuicSettings), is_client=True)
     async with connect(HOST, opts.port, configuration=config, create_protocol=_CountingProtocol) as protocol:
         assert isinstance(protocol, _CountingProtocol)
         reader, writer = await protocol.create_stream()
         stream_id: int = writer.get_extra_info("stream_id")
-        chunk = b"\x5a" * WRITE_BYTES
         capped = True
         start, cpu0 = time.perf_counter(), cpu_seconds()
-        sent = 0
-        while sent < opts.total_bytes:
-            piece = chunk if opts.total_bytes - sent >= WRITE_BYTES else chunk[: opts.total_bytes - sent]
-            writer.write(piece)
-            sent += len(piece)
+        for block in blocks(opts.total_bytes, WRITE_BYTES):
+            writer.write(block)
             if not capped:
                 await asyncio.sleep(0)  # let the protocol transmit between writes
             while capped:
@@ -167,10 +186,8 @@ async def client(opts: PeerOptions) -> JsonDict:
         reply = await reader.read()
         seconds = time.perf_counter() - start
         cpu = cpu_seconds() - cpu0
-    counted = json.loads(reply)["bytes"]
-    if counted != sent:
-        raise RuntimeError(f"the server counted {counted} of {sent} bytes")
-    return {"bytes": sent, "seconds": seconds, "cpu_s": cpu, "send_buffer_capped": capped,
+    check_count(reply, opts.total_bytes)
+    return {"bytes": opts.total_bytes, "seconds": seconds, "cpu_s": cpu, "send_buffer_capped": capped,
             "timer_fires": protocol.timer_fires, "loop": loop_name()}
 
 

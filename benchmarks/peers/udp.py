@@ -19,16 +19,8 @@ import asyncio
 import time
 from typing import cast
 
-from harness import (
-    HOST,
-    JsonDict,
-    PeerOptions,
-    announce_port,
-    cpu_seconds,
-    loop_name,
-    peer_main,
-    set_socket_buffers,
-)
+from benchmarks.peers import PeerOptions, cpu_seconds, loop_name, peer_main, set_socket_buffers
+from benchmarks.procs import HOST, JsonDict, announce_listening
 
 DATA = b"D"
 ACK = b"A"
@@ -37,6 +29,10 @@ HEADER_BYTES = 9  # kind (1) + sequence number (8)
 STALL_S = 0.02
 IDLE_S = 1.0
 END_REPEATS = 5
+END_GAP_S = 0.005
+IDLE_POLL_S = 0.1
+FINISH_SLACK_S = 10.0
+"""How long past ``--seconds`` the sender may take to notice its time is up."""
 
 
 class _Receiver(asyncio.DatagramProtocol):
@@ -146,9 +142,9 @@ async def server(opts: PeerOptions) -> JsonDict:
     transport, receiver = await loop.create_datagram_endpoint(
         lambda: _Receiver(opts.window // 2), local_addr=(HOST, 0))
     rcvbuf, sndbuf = set_socket_buffers(transport)
-    announce_port(transport.get_extra_info("sockname")[1])
+    announce_listening(transport.get_extra_info("sockname")[1])
     while not receiver.ended.done():
-        await asyncio.wait([receiver.ended], timeout=0.1)
+        await asyncio.wait([receiver.ended], timeout=IDLE_POLL_S)
         if receiver.count and time.perf_counter() - receiver.last > IDLE_S:
             break
     cpu = cpu_seconds() - receiver.cpu0 if receiver.count else 0.0
@@ -167,12 +163,12 @@ async def client(opts: PeerOptions) -> JsonDict:
     rcvbuf, sndbuf = set_socket_buffers(transport)
     start, cpu0 = time.perf_counter(), cpu_seconds()
     sender.start(opts.seconds)
-    await asyncio.wait_for(sender.finished, opts.seconds + 10)
+    await asyncio.wait_for(sender.finished, opts.seconds + FINISH_SLACK_S)
     seconds = time.perf_counter() - start
     cpu = cpu_seconds() - cpu0
     for _ in range(END_REPEATS):
         transport.sendto(END)
-        await asyncio.sleep(0.005)
+        await asyncio.sleep(END_GAP_S)
     transport.close()
     return {"datagrams": sender.next_seq, "bytes": sender.next_seq * opts.datagram_size,
             "seconds": seconds, "cpu_s": cpu, "stalls": sender.stalls, "rcvbuf": rcvbuf,

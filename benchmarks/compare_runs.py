@@ -1,6 +1,6 @@
-"""The measurements ``compare.py`` can run, each a function of (event loop, time limit) -> Sample.
+"""The measurements of ``benchmarks.compare``, each a function of (event loop, time limit) -> Sample.
 
-Every measurement turns its peers' raw results into the same few numbers (MB/s, seconds, CPU of
+Every measurement turns its processes' results into the same few numbers (MB/s, seconds, CPU of
 each side) so that rows are comparable; what each number means per peer is said here once:
 
 - udptcp, TCP, aioquic, KCP: MB/s = bytes sent / the client's time from its first write to the
@@ -13,22 +13,29 @@ each side) so that rows are comparable; what each number means per peer is said 
 
 from __future__ import annotations
 
-import importlib.util
-import json
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from harness import MB, JsonDict, RunError, run_command, run_pair
+from benchmarks.peers import MB
+from benchmarks.peers.settings import (
+    KCP_LOOPBACK,
+    KCP_LOOPBACK_LARGE,
+    QUIC_LOOPBACK,
+    QUIC_LOOPBACK_LARGE,
+    Settings,
+    encode,
+)
+from benchmarks.procs import LISTENING, Group, JsonDict, RunError
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-LARGE_MSS = 65000
-UDP_SIZES = (1400, 8192, 65000)
-UDP_WINDOW = 64
+LARGE_MSS_BYTES = 65000
+UDP_DATAGRAM_BYTES = (1400, 8192, 65000)
+UDP_WINDOW_DATAGRAMS = 64
 UNBOUNDED_BYTES = 1 << 62
 """Raw UDP runs stop on time, not on bytes: at 4+ GB/s a byte budget would end them too soon."""
+SERVER_GRACE_S = 3.0
+"""After the client is done, how long the server may take to print its own result."""
 
 
 @dataclass
@@ -68,6 +75,25 @@ class Plan:
     udp_seconds: float
 
 
+def run_pair(peer: str, loop: str, args: list[str], timeout_s: float) -> tuple[JsonDict, JsonDict]:
+    """One transfer between ``python -m benchmarks.peers.<peer>`` processes: (client, server) results.
+
+    The whole run, server start-up included, must end within ``timeout_s``; after the client is
+    done the server gets a short grace period to print its own result and exit."""
+    deadline = time.monotonic() + timeout_s
+    base = [sys.executable, "-m", f"benchmarks.peers.{peer}", "--loop", loop,
+            "--deadline", f"{timeout_s:.1f}", *args]
+    with Group() as group:
+        server = group.start("server", [*base, "--role", "server"])
+        port = server.port(LISTENING, deadline)
+        client = group.start("client", [*base, "--role", "client", "--port", str(port)])
+        client_result = client.result(deadline)
+        server_result = server.result(max(deadline, time.monotonic() + SERVER_GRACE_S))
+    _check_loop(client_result, loop, "client")
+    _check_loop(server_result, loop, "server")
+    return client_result, server_result
+
+
 def _check_loop(result: JsonDict, loop: str, who: str) -> None:
     if result.get("loop") != loop:
         raise RunError(f"{who} ran on {result.get('loop')!r}, not {loop!r}")
@@ -83,11 +109,8 @@ def _udptcp(size_mb: float, mss: int | None) -> Runner:
                 "--size-mb", f"{size_mb:g}", "--loop", loop]
         if mss is not None:
             argv += ["--mss", str(mss)]
-        out = run_command(argv, timeout_s, cwd=ROOT)
-        lines = [line for line in out.splitlines() if line.startswith("{")]
-        if not lines:
-            raise RunError(f"udptcp bench printed no JSON: {out[-300:]!r}")
-        r = json.loads(lines[-1])
+        with Group() as group:
+            r = group.start("udptcp bench", argv).result(time.monotonic() + timeout_s)
         _check_loop(r, loop, "udptcp bench")
         return Sample(mb_per_s=r["mb_per_s"], seconds=r["seconds"], mb=r["mb"], cpu_client=r["cpu_client"],
                       cpu_server=r["cpu_server"],
@@ -96,13 +119,15 @@ def _udptcp(size_mb: float, mss: int | None) -> Runner:
     return run
 
 
-def _reliable_pair(script: str, total_bytes: int, extra_keys: tuple[str, ...] = ()) -> Runner:
+def _reliable_pair(peer: str, total_bytes: int, settings: Settings | None = None,
+                   extra_keys: tuple[str, ...] = ()) -> Runner:
     """TCP, aioquic, KCP: the client's clock runs until the server's byte-count reply."""
+    args = ["--bytes", str(total_bytes)]
+    if settings is not None:
+        args += ["--settings", encode(settings)]
+
     def run(loop: str, timeout_s: float) -> Sample:
-        args = ["--bytes", str(total_bytes)]
-        client, server = run_pair(HERE / script, loop, args, args, timeout_s)
-        _check_loop(client, loop, "client")
-        _check_loop(server, loop, "server")
+        client, server = run_pair(peer, loop, args, timeout_s)
         if client["bytes"] != total_bytes or server["bytes"] != total_bytes:
             raise RunError(f"sent {client['bytes']}, received {server['bytes']} of {total_bytes} bytes")
         extra: dict[str, float] = {}
@@ -119,12 +144,11 @@ def _reliable_pair(script: str, total_bytes: int, extra_keys: tuple[str, ...] = 
 
 def _raw_udp(datagram: int, seconds: float) -> Runner:
     """Windowed UDP: receiver goodput over its first-to-last receive time."""
+    args = ["--datagram-size", str(datagram), "--window", str(UDP_WINDOW_DATAGRAMS),
+            "--seconds", f"{seconds:g}", "--bytes", str(UNBOUNDED_BYTES)]
+
     def run(loop: str, timeout_s: float) -> Sample:
-        args = ["--datagram-size", str(datagram), "--window", str(UDP_WINDOW), "--seconds", f"{seconds:g}",
-                "--bytes", str(UNBOUNDED_BYTES)]
-        client, server = run_pair(HERE / "peer_udp.py", loop, args, args, timeout_s)
-        _check_loop(client, loop, "sender")
-        _check_loop(server, loop, "receiver")
+        client, server = run_pair("udp", loop, args, timeout_s)
         if server["datagrams"] < 2 or server["seconds"] <= 0:
             raise RunError(f"the receiver got {server['datagrams']} datagrams")
         loss = 1.0 - server["datagrams"] / max(1, client["datagrams"])
@@ -135,18 +159,6 @@ def _raw_udp(datagram: int, seconds: float) -> Runner:
     return run
 
 
-def optional_peers() -> dict[str, str]:
-    """Optional peers whose packages are missing -> why they will be skipped."""
-    missing: dict[str, str] = {}
-    needs = {"aioquic": ("aioquic", "cryptography"), "kcp": ("kcp",)}
-    for group, modules in needs.items():
-        absent = [m for m in modules if importlib.util.find_spec(m) is None]
-        if absent:
-            missing[group] = (f"{group} skipped: {', '.join(absent)} not importable "
-                              "(install the optional extra: pip install 'udptcp[bench]')")
-    return missing
-
-
 def build(plan: Plan) -> list[Measurement]:
     """Every measurement, in report order (optional peers included; the caller filters)."""
     size = f"{plan.size_mb:g} MB"
@@ -155,17 +167,25 @@ def build(plan: Plan) -> list[Measurement]:
     found = [
         Measurement("udptcp", "udptcp", "udptcp, default MSS", size, _udptcp(plan.size_mb, None),
                     ceiling="udp_1400"),  # default MSS 1380 + 20-byte header
-        Measurement(f"udptcp_mss{LARGE_MSS}", "udptcp", f"udptcp, MSS {LARGE_MSS}", size,
-                    _udptcp(plan.size_mb, LARGE_MSS), ceiling=f"udp_{LARGE_MSS}"),
+        Measurement(f"udptcp_mss{LARGE_MSS_BYTES}", "udptcp", f"udptcp, MSS {LARGE_MSS_BYTES}", size,
+                    _udptcp(plan.size_mb, LARGE_MSS_BYTES), ceiling=f"udp_{LARGE_MSS_BYTES}"),
         Measurement("tcp", "tcp", "asyncio streams over kernel TCP", size,
-                    _reliable_pair("peer_tcp.py", int(plan.size_mb * MB))),
+                    _reliable_pair("tcp", int(plan.size_mb * MB))),
     ]
-    for datagram in UDP_SIZES:
+    for datagram in UDP_DATAGRAM_BYTES:
         found.append(Measurement(f"udp_{datagram}", "udp", f"raw UDP ceiling, {datagram} B datagrams",
                                  f"{plan.udp_seconds:g} s", _raw_udp(datagram, plan.udp_seconds)))
     found += [
-        Measurement("aioquic", "aioquic", "aioquic, one stream", slow,
-                    _reliable_pair("peer_quic.py", slow_bytes, ("timer_fires",))),
-        Measurement("kcp", "kcp", "KCP (C core), fast mode", slow, _reliable_pair("peer_kcp.py", slow_bytes)),
+        Measurement("aioquic", "aioquic",
+                    f"aioquic, one stream, {QUIC_LOOPBACK.max_datagram_bytes} B datagrams", slow,
+                    _reliable_pair("quic", slow_bytes, QUIC_LOOPBACK, ("timer_fires",))),
+        Measurement(f"aioquic_{QUIC_LOOPBACK_LARGE.max_datagram_bytes}", "aioquic",
+                    f"aioquic, one stream, {QUIC_LOOPBACK_LARGE.max_datagram_bytes} B datagrams", slow,
+                    _reliable_pair("quic", slow_bytes, QUIC_LOOPBACK_LARGE, ("timer_fires",))),
+        Measurement("kcp", "kcp", "KCP (C core), fast mode", size,
+                    _reliable_pair("kcp", int(plan.size_mb * MB), KCP_LOOPBACK)),
+        Measurement(f"kcp_mtu{KCP_LOOPBACK_LARGE.mtu_bytes}", "kcp",
+                    f"KCP (C core), fast mode, MTU {KCP_LOOPBACK_LARGE.mtu_bytes}", size,
+                    _reliable_pair("kcp", int(plan.size_mb * MB), KCP_LOOPBACK_LARGE)),
     ]
     return found
