@@ -4,6 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 BUILT := $(VENV)/.core-built-stamp
+BENCH := $(VENV)/.bench-stamp
 CORE_SOURCES := $(shell find udptcp/core -name '*.py') udptcp/wire.py setup.py
 
 .PHONY: demo test build lint typecheck bench compare lossy clean
@@ -42,12 +43,15 @@ typecheck: $(STAMP)
 bench: $(BUILT)
 	$(BIN)/udptcp bench
 
-compare: $(BUILT)
-	$(BIN)/python -m pip install --quiet -e '.[bench]'
+# The peers the benchmarks compare with (aioquic, kcp) and matplotlib, once.
+$(BENCH): $(STAMP)
+	UDPTCP_COMPILE=0 $(BIN)/python -m pip install --quiet -e '.[bench]'
+	touch $(BENCH)
+
+compare: $(BUILT) $(BENCH)
 	$(BIN)/python -m benchmarks.compare
 
-lossy: $(BUILT)
-	$(BIN)/python -m pip install --quiet -e '.[bench]'
+lossy: $(BUILT) $(BENCH)
 	$(BIN)/python -m benchmarks.lossy --plot benchmarks/out/lossy.png
 
 clean:
