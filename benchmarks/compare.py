@@ -3,8 +3,13 @@
 Why one command: numbers taken on different days, loads or package versions do not compare on a
 noisy 2-core VM. This runs, interleaved and with the same repetitions:
 
-- ``udptcp``, ``udptcp_mss65000``: udptcp bulk (``python -m udptcp bench --json``), default and
-  large segments;
+- ``udptcp_mss1380``, ``udptcp``: udptcp bulk (``python -m udptcp bench --json``) with the segment
+  size a 1500-octet path carries and with the size path-MTU discovery finds (64 KiB on loopback),
+  each with the compiled core and the pure-Python one (``_pure``);
+- ``udptcp_2conns_1worker``, ``udptcp_2conns_2workers``: two transfers at once to one server
+  process, and to ``--workers 2``;
+- ``rtt_udp``, ``rtt_tcp``, ``rtt_udptcp``: 1-octet round trips; ``setups_tcp_1``, ``setups_tcp_64``,
+  ``setups_udptcp_1``, ``setups_udptcp_64``: connection set-ups per second, 1 and 64 at a time;
 - ``tcp``: asyncio streams over kernel TCP (the bar for any stream transport);
 - ``udp_1400``, ``udp_8192``, ``udp_65000``: windowed raw asyncio UDP, the ceiling for any
   UDP-based transport in Python at that datagram size;
@@ -46,8 +51,10 @@ QUICK = Plan(size_mb=20, slow_size_mb=5, udp_seconds=1.0)
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="udptcp vs kernel TCP, raw UDP, aioquic and KCP on loopback, both event loops.",
-        epilog="measurement names: udptcp, udptcp_mss65000, tcp, udp_1400, udp_8192, udp_65000, aioquic, "
-               "aioquic_16384, kcp, kcp_mtu65000; groups: udptcp, udp, aioquic, kcp")
+        epilog="measurement names: udptcp_mss1380(_pure), udptcp(_pure), udptcp_2conns_1worker, "
+               "udptcp_2conns_2workers, tcp, udp_1400, udp_8192, udp_65000, aioquic, aioquic_16384, kcp, "
+               "kcp_mtu65000, rtt_udp, rtt_tcp, rtt_udptcp, setups_tcp_1, setups_tcp_64, setups_udptcp_1, "
+               "setups_udptcp_64; groups: udptcp, workers, tcp, udp, aioquic, kcp, latency")
     parser.add_argument("--reps", type=int, default=None,
                         help="repetitions per cell (default 3; 1 with --quick)")
     parser.add_argument("--size-mb", type=float, default=None,
@@ -113,8 +120,10 @@ def run_all(measurements: list[Measurement], loops: list[str], reps: int,
                     continue
                 wall = time.monotonic() - started
                 runs.append(compare_report.Run(m.name, loop, rep, sample, None, wall))
-                progress(f"{label} {sample.mb_per_s:9.1f} MB/s  cpu {sample.cpu_client:4.0%} / "
-                         f"{sample.cpu_server:4.0%}  ({sample.seconds:.2f} s transfer, {wall:.1f} s wall)")
+                shown = (f"{sample.mb_per_s:9.1f} MB/s" if m.unit == "MB/s"
+                         else f"{sample.extra['value']:9.1f} {m.unit}")
+                progress(f"{label} {shown}  cpu {sample.cpu_client:4.0%} / "
+                         f"{sample.cpu_server:4.0%}  ({sample.seconds:.2f} s, {wall:.1f} s wall)")
     return runs
 
 

@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from benchmarks.compare_runs import LARGE_MSS_BYTES, Measurement, Sample
+from benchmarks.compare_runs import PATH_MSS_BYTES, SETUPS_PARALLEL, WORKER_CONNECTIONS, Measurement, Sample
 from benchmarks.peers.settings import KCP_LOOPBACK, KCP_LOOPBACK_LARGE, QUIC_LOOPBACK, QUIC_LOOPBACK_LARGE
 from benchmarks.report import Spread, error_cell, facts_lines, markdown_table, number, spread
 
@@ -46,6 +46,12 @@ class Cell:
     def median(self) -> float | None:
         rate = self.of("mb_per_s")
         return rate.median if rate else None
+
+    @property
+    def value(self) -> float | None:
+        """The median of a round-trip or set-up row (``Measurement.unit`` other than MB/s)."""
+        found = self.of("value")
+        return found.median if found else None
 
 
 Cells = dict[tuple[str, str], Cell]
@@ -97,6 +103,8 @@ def results_table(measurements: list[Measurement], loops: list[str], cells: Cell
     """One row per measurement and loop."""
     rows = []
     for m in measurements:
+        if m.unit != "MB/s":
+            continue
         for loop in loops:
             cell = cells.get((m.name, loop))
             if cell is None:
@@ -114,24 +122,44 @@ def results_table(measurements: list[Measurement], loops: list[str], cells: Cell
                            "CPU client / server", "x aioquic", "notes"], rows)
 
 
+def latency_table(measurements: list[Measurement], loops: list[str], cells: Cells) -> str:
+    """Round trips (µs, lower is better) and set-ups per second."""
+    rows = []
+    for m in measurements:
+        if m.unit == "MB/s":
+            continue
+        for loop in loops:
+            cell = cells.get((m.name, loop))
+            if cell is None:
+                continue
+            stats = cell.of("value")
+            value = (f"**{number(stats.median)}** [{number(stats.low)}-{number(stats.high)}]" if stats
+                     else "FAILED")
+            failed = [r for r in cell.runs if r.error is not None]
+            note = f"**{len(failed)} failed**: {error_cell(failed[0].error or '')}" if failed else ""
+            rows.append([f"{m.title} (`{m.name}`)", m.data, loop, value, m.unit,
+                         f"{len(cell.samples)}/{len(cell.runs)}", note])
+    return markdown_table(["measurement", "data", "loop", "median [min-max]", "unit", "ok", "notes"], rows)
+
+
 def ratios_table(measurements: list[Measurement], loops: list[str], cells: Cells) -> str:
     """The comparisons the benchmark exists for, as ratios of medians on the same loop."""
     names = {m.name for m in measurements}
-    large = f"udptcp_mss{LARGE_MSS_BYTES}"
+    path = f"udptcp_mss{PATH_MSS_BYTES}"
     quic_large = f"aioquic_{QUIC_LOOPBACK_LARGE.max_datagram_bytes}"
     kcp_large = f"kcp_mtu{KCP_LOOPBACK_LARGE.mtu_bytes}"
+    many = f"udptcp_{WORKER_CONNECTIONS}conns_{WORKER_CONNECTIONS}workers"
+    one = f"udptcp_{WORKER_CONNECTIONS}conns_1worker"
     # (label, numerator, denominator, compare with the denominator's best loop instead of the same loop)
     wanted = [
-        ("udptcp default MSS / aioquic", "udptcp", "aioquic", False),
-        ("udptcp default MSS / aioquic on its faster loop", "udptcp", "aioquic", True),
-        (f"udptcp MSS {LARGE_MSS_BYTES} / aioquic with large datagrams (`{quic_large}`)", large, quic_large,
-         False),
-        (f"udptcp MSS {LARGE_MSS_BYTES} / aioquic with large datagrams on its faster loop", large, quic_large,
-         True),
-        ("udptcp default MSS / KCP", "udptcp", "kcp", False),
-        (f"udptcp MSS {LARGE_MSS_BYTES} / KCP with large datagrams (`{kcp_large}`)", large, kcp_large, False),
-        ("udptcp default MSS / kernel TCP (asyncio streams)", "udptcp", "tcp", False),
-        (f"udptcp MSS {LARGE_MSS_BYTES} / kernel TCP (asyncio streams)", large, "tcp", False),
+        (f"udptcp MSS {PATH_MSS_BYTES}, compiled / pure-Python core", path, f"{path}_pure", False),
+        ("udptcp discovered, compiled / pure-Python core", "udptcp", "udptcp_pure", False),
+        (f"udptcp MSS {PATH_MSS_BYTES} / KCP (C core, 1400-octet datagrams)", path, "kcp", False),
+        (f"udptcp MSS {PATH_MSS_BYTES} / aioquic (1400-octet datagrams)", path, "aioquic", False),
+        ("udptcp discovered / kernel TCP (asyncio streams)", "udptcp", "tcp", False),
+        (f"udptcp discovered / aioquic with large datagrams (`{quic_large}`)", "udptcp", quic_large, False),
+        (f"udptcp discovered / KCP with large datagrams (`{kcp_large}`)", "udptcp", kcp_large, False),
+        (f"{WORKER_CONNECTIONS} connections: {WORKER_CONNECTIONS} workers / one process", many, one, False),
     ]
     for m in measurements:
         if m.ceiling:
@@ -151,6 +179,20 @@ def ratios_table(measurements: list[Measurement], loops: list[str], cells: Cells
             where = f" on {fastest}" if best else ""
             row.append(f"**{ma / mb:.2f}x** ({number(ma)} / {number(mb)}{where})" if ma and mb else "n/a")
         rows.append(row)
+    for label, top, bottom in [
+        ("1-octet round trip: udptcp / raw UDP (µs over µs)", "rtt_udptcp", "rtt_udp"),
+        ("1-octet round trip: udptcp / kernel TCP (µs over µs)", "rtt_udptcp", "rtt_tcp"),
+        (f"set-ups {SETUPS_PARALLEL} at a time: udptcp / kernel TCP (per s over per s)",
+         f"setups_udptcp_{SETUPS_PARALLEL}", f"setups_tcp_{SETUPS_PARALLEL}"),
+    ]:
+        if top not in names or bottom not in names:
+            continue
+        row = [label]
+        for loop in loops:
+            a, b = cells.get((top, loop)), cells.get((bottom, loop))
+            va, vb = (a.value if a else None), (b.value if b else None)
+            row.append(f"**{va / vb:.2f}x** ({number(va)} / {number(vb)})" if va and vb else "n/a")
+        rows.append(row)
     if not rows:
         return "(no pair of measurements to compare was selected)"
     return markdown_table(["ratio (median MB/s over median MB/s, same loop unless said)", *loops], rows)
@@ -161,7 +203,16 @@ METHOD = f"""\
   machine's cores. MB = 1e6 bytes. Each cell is the median of the repetitions [min-max]; the order of
   the loops alternates between repetitions. `ok` = successful runs / runs.
 - udptcp: `python -m udptcp bench --json` (client writes 1 MiB blocks with `drain()`; time from first
-  write to the server's reply). Its server CPU is over the server's first-to-last byte.
+  write to the server's reply). Its server CPU is over the server's first-to-last byte. `MSS 1380`
+  rows fix the segment size a 1500-octet path carries; the others leave it to path-MTU discovery
+  (65447 octets on loopback). `compiled` rows run the core built with mypyc, `pure-Python` ones the
+  same modules interpreted (`UDPTCP_PURE_PYTHON=1`); each run checks which one `udptcp bench` used.
+- workers: that many clients at once against `udptcp bench --role server` alone or with
+  `--workers N` (one process per core, SO_REUSEPORT); MB/s = the bytes of all over the longest.
+- round trips (`benchmarks.peers.latency`): one connection (raw UDP: one socket), 1 octet sent and
+  echoed, 5000 times; median µs. Set-ups: open, the server closes at once, the client closes;
+  3000 connections, 1 or 64 at a time; per second. The server closes first, so TIME_WAIT stays
+  with it (udptcp's server uses a 1 s MSL for this).
 - kernel TCP: asyncio streams, 64 KiB writes each followed by `await drain()`, timed until the
   server's byte-count reply.
 - raw UDP ceiling: asyncio DatagramProtocol, at most 64 datagrams unacknowledged, cumulative ack every
@@ -199,6 +250,10 @@ def render(measurements: list[Measurement], loops: list[str], runs: list[Run], m
         "",
         "`x aioquic` = the row's median MB/s over aioquic's median on the same loop. "
         "CPU = process CPU seconds / transfer seconds of each side (100% = one core).",
+        "",
+        "## Round trips and connection set-ups",
+        "",
+        latency_table(measurements, loops, cells),
         "",
         "## Key ratios",
         "",

@@ -13,6 +13,7 @@ each side) so that rows are comparable; what each number means per peer is said 
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from collections.abc import Callable
@@ -29,7 +30,13 @@ from benchmarks.peers.settings import (
 )
 from benchmarks.procs import LISTENING, Group, JsonDict, RunError
 
-LARGE_MSS_BYTES = 65000
+PATH_MSS_BYTES = 1380
+"""The segment size a 1500-octet path carries: what users meet off loopback."""
+PURE_PYTHON = {"UDPTCP_PURE_PYTHON": "1"}
+RTT_COUNT = 5000
+SETUPS_COUNT = 3000
+SETUPS_PARALLEL = 64
+WORKER_CONNECTIONS = 2
 UDP_DATAGRAM_BYTES = (1400, 8192, 65000)
 UDP_WINDOW_DATAGRAMS = 64
 UNBOUNDED_BYTES = 1 << 62
@@ -64,6 +71,9 @@ class Measurement:
     run: Runner
     ceiling: str | None = None
     """The raw UDP measurement with this row's datagram size on the wire (udptcp rows only)."""
+    unit: str = "MB/s"
+    """MB/s for transfers; ``us`` (a median round trip) or ``/s`` (set-ups): the value is then
+    the sample's ``extra["value"]``."""
 
 
 @dataclass(frozen=True)
@@ -103,14 +113,19 @@ def _ratio(cpu_s: float, seconds: float) -> float:
     return cpu_s / seconds if seconds > 0 else float("nan")
 
 
-def _udptcp(size_mb: float, mss: int | None) -> Runner:
+def _udptcp(size_mb: float, mss: int | None, pure: bool = False) -> Runner:
+    """``udptcp bench``: the compiled core, or the pure-Python one (``pure``)."""
     def run(loop: str, timeout_s: float) -> Sample:
         argv = [sys.executable, "-m", "udptcp", "bench", "--json", "--no-progress",
                 "--size-mb", f"{size_mb:g}", "--loop", loop]
         if mss is not None:
             argv += ["--mss", str(mss)]
         with Group() as group:
-            r = group.start("udptcp bench", argv).result(time.monotonic() + timeout_s)
+            bench = group.start("udptcp bench", argv, PURE_PYTHON if pure else None)
+            r = bench.result(time.monotonic() + timeout_s)
+        expected = "pure Python" if pure else "compiled (mypyc)"
+        if r.get("core") != expected:
+            raise RunError(f"udptcp bench ran the {r.get('core')} core, not the {expected} one")
         _check_loop(r, loop, "udptcp bench")
         return Sample(mb_per_s=r["mb_per_s"], seconds=r["seconds"], mb=r["mb"], cpu_client=r["cpu_client"],
                       cpu_server=r["cpu_server"],
@@ -159,19 +174,85 @@ def _raw_udp(datagram: int, seconds: float) -> Runner:
     return run
 
 
+def _latency(transport: str, mode: str, count: int, parallel: int = 1) -> Runner:
+    """``benchmarks.peers.latency``: a median 1-octet round trip (µs) or set-ups per second."""
+    settings = json.dumps({"transport": transport, "mode": mode, "count": count, "parallel": parallel})
+
+    def run(loop: str, timeout_s: float) -> Sample:
+        deadline = time.monotonic() + timeout_s
+        base = [sys.executable, "-m", "benchmarks.peers.latency", "--loop", loop,
+                "--deadline", f"{timeout_s:.1f}", "--settings", settings]
+        with Group() as group:
+            port = group.start("server", [*base, "--role", "server"]).port(LISTENING, deadline)
+            r = group.start("client", [*base, "--role", "client", "--port", str(port)]).result(deadline)
+        _check_loop(r, loop, "client")
+        return Sample(mb_per_s=0.0, seconds=r["seconds"], mb=0.0,
+                      cpu_client=_ratio(r["cpu_s"], r["seconds"]), cpu_server=float("nan"),
+                      extra={"value": r["value"]})
+    return run
+
+
+def _udptcp_workers(size_mb: float, connections: int, workers: int) -> Runner:
+    """``connections`` transfers at once to ``udptcp bench --role server --workers W``; MB/s is
+    their sum over the longest one (they start together)."""
+    def run(loop: str, timeout_s: float) -> Sample:
+        deadline = time.monotonic() + timeout_s
+        mss = ["--mss", str(PATH_MSS_BYTES)]
+        server = [sys.executable, "-m", "udptcp", "bench", "--role", "server", "--loop", loop,
+                  "--connections", str(connections), "--size-mb", f"{size_mb:g}", *mss]
+        if workers > 1:
+            server += ["--workers", str(workers)]
+        with Group() as group:
+            port = group.start("server", server).port(LISTENING, deadline)
+            clients = [
+                group.start(f"client {i}", [sys.executable, "-m", "udptcp", "bench", "--role", "client",
+                                             "--port", str(port), "--json", "--no-progress", "--loop", loop,
+                                             "--size-mb", f"{size_mb:g}", *mss])
+                for i in range(connections)
+            ]
+            results = [c.result(deadline) for c in clients]
+        longest = max(r["seconds"] for r in results)
+        total = sum(r["mb"] for r in results)
+        return Sample(mb_per_s=total / longest, seconds=longest, mb=total,
+                      cpu_client=sum(r["cpu_client"] for r in results) / len(results),
+                      cpu_server=float("nan"), extra={"mss": PATH_MSS_BYTES})
+    return run
+
+
 def build(plan: Plan) -> list[Measurement]:
     """Every measurement, in report order (optional peers included; the caller filters)."""
     size = f"{plan.size_mb:g} MB"
     slow = f"{plan.slow_size_mb:g} MB"
     slow_bytes = int(plan.slow_size_mb * MB)
+    mss = PATH_MSS_BYTES
     found = [
-        Measurement("udptcp", "udptcp", "udptcp, default MSS", size, _udptcp(plan.size_mb, None),
-                    ceiling="udp_1400"),  # default MSS 1380 + 20-byte header
-        Measurement(f"udptcp_mss{LARGE_MSS_BYTES}", "udptcp", f"udptcp, MSS {LARGE_MSS_BYTES}", size,
-                    _udptcp(plan.size_mb, LARGE_MSS_BYTES), ceiling=f"udp_{LARGE_MSS_BYTES}"),
+        Measurement(f"udptcp_mss{mss}", "udptcp", f"udptcp, MSS {mss} (a 1500-octet path), compiled core",
+                    size, _udptcp(plan.size_mb, mss), ceiling="udp_1400"),  # 1380 + 20-byte header
+        Measurement(f"udptcp_mss{mss}_pure", "udptcp", f"udptcp, MSS {mss}, pure-Python core", size,
+                    _udptcp(plan.size_mb, mss, pure=True), ceiling="udp_1400"),
+        Measurement("udptcp", "udptcp", "udptcp, segment size discovered (65447 on loopback), compiled",
+                    size, _udptcp(plan.size_mb, None), ceiling="udp_65000"),
+        Measurement("udptcp_pure", "udptcp", "udptcp, segment size discovered, pure-Python core", size,
+                    _udptcp(plan.size_mb, None, pure=True), ceiling="udp_65000"),
         Measurement("tcp", "tcp", "asyncio streams over kernel TCP", size,
                     _reliable_pair("tcp", int(plan.size_mb * MB))),
+        Measurement(f"udptcp_{WORKER_CONNECTIONS}conns_1worker", "workers",
+                    f"udptcp, {WORKER_CONNECTIONS} connections to one server process (MSS {mss})", size,
+                    _udptcp_workers(plan.size_mb, WORKER_CONNECTIONS, 1)),
+        Measurement(f"udptcp_{WORKER_CONNECTIONS}conns_{WORKER_CONNECTIONS}workers", "workers",
+                    f"udptcp, {WORKER_CONNECTIONS} connections to --workers {WORKER_CONNECTIONS} (MSS {mss})",
+                    size, _udptcp_workers(plan.size_mb, WORKER_CONNECTIONS, WORKER_CONNECTIONS)),
     ]
+    for transport in ("udp", "tcp", "udptcp"):
+        found.append(Measurement(f"rtt_{transport}", "latency", f"1-octet round trip, {transport}",
+                                 f"{RTT_COUNT} round trips", _latency(transport, "rtt", RTT_COUNT),
+                                 unit="us"))
+    for transport in ("tcp", "udptcp"):
+        for parallel in (1, SETUPS_PARALLEL):
+            found.append(Measurement(
+                f"setups_{transport}_{parallel}", "latency",
+                f"connection set-ups, {transport}, {parallel} at a time", f"{SETUPS_COUNT} connections",
+                _latency(transport, "setups", SETUPS_COUNT, parallel), unit="/s"))
     for datagram in UDP_DATAGRAM_BYTES:
         found.append(Measurement(f"udp_{datagram}", "udp", f"raw UDP ceiling, {datagram} B datagrams",
                                  f"{plan.udp_seconds:g} s", _raw_udp(datagram, plan.udp_seconds)))

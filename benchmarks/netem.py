@@ -17,6 +17,8 @@ from benchmarks.procs import HOST, RELAYING, Group, RunError
 
 RELAY_STOP_TIMEOUT_S = 10.0
 MIN_QUEUE_BYTES = 30_000
+ETHERNET_DATAGRAM_BYTES = 1472
+"""The largest UDP payload of a 1500-octet Ethernet path (IPv4)."""
 
 
 @dataclass(frozen=True)
@@ -38,9 +40,12 @@ class PathSpec:
         return max(MIN_QUEUE_BYTES, self.bdp_bytes)
 
     def netem(self) -> str:
-        """The ``--both`` spec of ``udptcp netem``."""
+        """The ``--both`` spec of ``udptcp netem``: the path also drops datagrams over an
+        Ethernet MTU's UDP payload, so that path-MTU discovery finds what a real path carries
+        (over loopback alone it would find 64 KiB datagrams)."""
         loss = f"loss={self.loss_pct:g}%," if self.loss_pct else ""
-        return f"delay={self.rtt_ms / 2:g}ms,{loss}rate={self.rate_mbit:g}mbit,queue={self.queue_bytes}b"
+        return (f"delay={self.rtt_ms / 2:g}ms,{loss}rate={self.rate_mbit:g}mbit,queue={self.queue_bytes}b,"
+                f"mtu={ETHERNET_DATAGRAM_BYTES}b")
 
     @property
     def label(self) -> str:

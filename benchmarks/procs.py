@@ -79,12 +79,13 @@ def last_json(out: str, who: str) -> JsonDict:
 class Child:
     """One child process: stdout read by line (bounded), stderr kept in a file for errors."""
 
-    def __init__(self, name: str, argv: list[str]) -> None:
+    def __init__(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
         self.name = name
         self.started = time.monotonic()
         self._err: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 - closed by close()
         self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=self._err, cwd=ROOT,
-                                     start_new_session=True)
+                                     start_new_session=True,
+                                     env=None if env is None else {**os.environ, **env})
         self._buffered = b""
 
     def first_line(self, deadline: float) -> str:
@@ -168,8 +169,9 @@ class Group:
     def __init__(self) -> None:
         self.children: list[Child] = []
 
-    def start(self, name: str, argv: list[str]) -> Child:
-        child = Child(name, argv)
+    def start(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> Child:
+        """Start a child (with these variables added to the environment, if any)."""
+        child = Child(name, argv, env)
         self.children.append(child)
         return child
 
