@@ -511,3 +511,31 @@ def test_any_arrival_order_delivers_the_stream_in_order_within_the_window(
     rx.paused = False
     got += b"".join(bytes(chunk) for chunk in rx.take_held())
     assert bytes(got) == stream(DATA, rx.rcv_nxt)
+
+
+# -- a batch of segments, then one pass of output (the driver's one pass per wake-up) -----------
+
+def test_a_batch_of_in_order_segments_is_acknowledged_by_one_ack_in_one_pass() -> None:
+    from peer import ACK, BASIC, ISS, PEER_ISS, established
+
+    from udptcp.core import DataReceived
+
+    p = established(BASIC.replace(delayed_ack_s=0.04))
+    seq = PEER_ISS + 1
+    for i in range(10):  # what one wake-up of the socket hands over
+        p.send(ACK, seq, ISS + 1, bytes([i]) * 100)
+        seq += 100
+    (ack,) = p.recv()  # one pass of the output: one ACK for all ten
+    assert ack.flags == ACK and ack.ack == seq
+    delivered = b"".join(bytes(e.data) for e in p.taken(DataReceived) if isinstance(e, DataReceived))
+    assert delivered == b"".join(bytes([i]) * 100 for i in range(10))
+
+
+def test_a_batch_with_a_hole_is_acknowledged_at_once_and_once() -> None:
+    from peer import ACK, BASIC, ISS, PEER_ISS, established
+
+    p = established(BASIC.replace(delayed_ack_s=0.04))
+    p.send(ACK, PEER_ISS + 1 + 100, ISS + 1, b"y" * 100)  # the first 100 octets are missing
+    p.send(ACK, PEER_ISS + 1 + 200, ISS + 1, b"z" * 100)
+    (ack,) = p.recv()  # no delayed-ACK timer in front of it: out of order is told at once
+    assert ack.ack == PEER_ISS + 1  # still waiting for the hole

@@ -39,7 +39,9 @@ class Config:
             in the SYN, and no probing. A peer's MSS option below 64 is taken as 64, so that no
             peer can make us send a flood of tiny segments.
         recv_buffer_bytes: receive window: octets the peer may send beyond what we delivered
-            (at most 2**30, as TCP's scaled window).
+            (at most 2**30, as TCP's scaled window). 16 MiB by default: with 64 KiB segments on
+            loopback a 4 MiB window, not the CPU, held a transfer to half its speed. Nothing is
+            allocated until data waits in it.
         send_buffer_bytes: octets buffered for sending (unsent plus unacknowledged) before
             ``writer.drain()`` blocks.
         rto_initial_s, rto_min_s, rto_max_s: retransmission timeout before any RTT sample,
@@ -77,8 +79,8 @@ class Config:
     """
 
     mss: int | None = None
-    recv_buffer_bytes: int = 4 * 1024 * 1024
-    send_buffer_bytes: int = 4 * 1024 * 1024
+    recv_buffer_bytes: int = 16 * 1024 * 1024
+    send_buffer_bytes: int = 16 * 1024 * 1024
     rto_initial_s: float = 1.0
     rto_min_s: float = 0.2
     rto_max_s: float = 60.0
