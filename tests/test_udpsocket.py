@@ -156,9 +156,15 @@ async def listening() -> AsyncIterator[Listening]:
     """A listening endpoint, a raw UDP socket as its peer, and an event set on accept."""
     config = Config(sack=False, timestamps=False, pacing=False, delayed_ack_s=0.2)
     accepted = asyncio.Event()
-    server = await udptcp.start_server(
-        lambda r, w: accepted.set(), "127.0.0.1", 0, config=config
-    )
+    streams: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+
+    def on_accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        # Held until the test ends: a StreamWriter collected as garbage closes its transport,
+        # and data arriving after that close is answered with a reset.
+        streams.append((reader, writer))
+        accepted.set()
+
+    server = await udptcp.start_server(on_accept, "127.0.0.1", 0, config=config)
     endpoint = server.endpoints[0]
     peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     peer.bind(("127.0.0.1", 0))
