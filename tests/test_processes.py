@@ -242,6 +242,10 @@ def test_examples_echo_server_and_client() -> None:
         proc.wait(30)
 
 
+REQUEST_BYTES = 2_000_000
+"""What the client sends on each of the two connections (see the test below)."""
+
+
 @pytest.mark.parametrize("timestamps", ["true", "false"])
 def test_new_connection_on_the_same_addresses_never_accepts_a_segment_of_the_old_one(
     timestamps: str,
@@ -251,7 +255,12 @@ def test_new_connection_on_the_same_addresses_never_accepts_a_segment_of_the_old
     datagram of the first connection at both sides. With timestamps the SYN reopens the pair
     at once (RFC 6191) and the replay lands in the middle of the new connection, where PAWS
     drops it; without them the pair stays closed until TIME_WAIT ends, and the replay lands
-    while it holds. Either way the second connection's data must be exact."""
+    while it holds. Either way the second connection's data must be exact.
+
+    Without timestamps the hold is only certain while the second SYN's sequence number lies
+    below what the first connection received (RFC 1122 4.2.2.13 lets a higher one reopen the
+    pair): the ISN clock advances 250,000 a second, so the request is large enough that the
+    first connection would have to last 8 s before the clock passes it."""
     option = f"timestamps={timestamps}"
     reopen_early = timestamps == "true"
     with program("close_first_server.py", "300000", option) as (srv, line):
@@ -260,7 +269,7 @@ def test_new_connection_on_the_same_addresses_never_accepts_a_segment_of_the_old
             front = relay_line.split()[1].rsplit(":", 1)[1]
             client = subprocess.run(
                 [sys.executable, str(PROGRAMS / "connect_twice.py"), "127.0.0.1", front,
-                 str(free_udp_port()), "100000", option],
+                 str(free_udp_port()), str(REQUEST_BYTES), option],
                 capture_output=True, text=True, timeout=60, env=ENV, check=False,
             )
             assert client.returncode == 0, client.stderr
