@@ -18,6 +18,7 @@ import udptcp
 from udptcp.config import Config
 from udptcp.core import State
 from udptcp.endpoint import Endpoint, bind, make_socket
+from udptcp.transport import StreamTransport
 from udptcp.udpsocket import MAX_DATAGRAMS_PER_WAKEUP, UdpSocket, enable_gro, supports_gso
 from udptcp.wire import ACK, SYN, Segment
 
@@ -177,14 +178,19 @@ async def listening() -> AsyncIterator[Listening]:
     server.abort_clients()
 
 
-async def test_a_batch_of_data_makes_one_ack_and_one_delivery(listening: Listening) -> None:
+async def _accept(listening: Listening) -> tuple[StreamTransport, int]:
+    """Open a connection from the raw peer by hand; its transport on our side and our ISS."""
     endpoint, peer, accepted = listening
     peer.send(Segment(SYN, PEER_ISS, 0, 65535).encode())
     synack = Segment.decode(await asyncio.to_thread(peer.recv, 2048))
-    iss = synack.seq
-    peer.send(Segment(ACK, PEER_ISS + 1, iss + 1, 65535).encode())
+    peer.send(Segment(ACK, PEER_ISS + 1, synack.seq + 1, 65535).encode())
     await asyncio.wait_for(accepted.wait(), WAIT_S)
-    transport = endpoint.connections[0]
+    return endpoint.connections[0], synack.seq
+
+
+async def test_a_batch_of_data_makes_one_ack_and_one_delivery(listening: Listening) -> None:
+    endpoint, peer, _ = listening
+    transport, iss = await _accept(listening)
     recorder = Recorder()
     transport.set_protocol(recorder)
     assert transport.conn.state is State.ESTABLISHED
@@ -201,6 +207,48 @@ async def test_a_batch_of_data_makes_one_ack_and_one_delivery(listening: Listeni
     peer.settimeout(0.2)
     with pytest.raises(TimeoutError):
         peer.recv(2048)  # and no second ACK for the same data
+
+
+async def test_a_write_to_an_idle_connection_leaves_before_write_returns(listening: Listening) -> None:
+    _, peer, _ = listening
+    transport, _ = await _accept(listening)
+    peer.setblocking(False)  # the loop cannot run while this test does not await
+    transport.write(b"ping")
+    first = Segment.decode(peer.recv(2048))  # already sent: no loop turn has passed
+    assert first.payload == b"ping"
+    transport.write(b"a")
+    transport.write(b"b")
+    with pytest.raises(BlockingIOError):
+        peer.recv(2048)  # "ping" is in flight: these wait for the turn's end
+    peer.settimeout(WAIT_S)
+    joined = Segment.decode(await asyncio.to_thread(peer.recv, 2048))
+    assert joined.payload == b"ab"  # one burst for the turn's writes
+
+
+class Echo(asyncio.Protocol):
+    """Writes back what it receives, from inside ``data_received``."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport: asyncio.Transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self.transport.write(data)
+
+
+async def test_a_reply_written_in_data_received_is_one_datagram_with_the_ack(
+    listening: Listening,
+) -> None:
+    _, peer, _ = listening
+    transport, iss = await _accept(listening)
+    echo = Echo()
+    echo.connection_made(transport)
+    transport.set_protocol(echo)
+    peer.send(Segment(ACK, PEER_ISS + 1, iss + 1, 65535, b"q").encode())
+    reply = Segment.decode(await asyncio.to_thread(peer.recv, 2048))
+    assert reply.payload == b"q" and reply.ack == PEER_ISS + 2  # the answer carries the ACK
+    peer.settimeout(0.3)  # longer than the delayed ACK (0.2 s)
+    with pytest.raises(TimeoutError):
+        peer.recv(2048)  # and no ACK of its own follows
 
 
 async def test_bind_uses_its_own_socket_where_the_loop_can_watch_one() -> None:

@@ -87,6 +87,7 @@ class StreamTransport(asyncio.Transport):
         self._timer_at: float | None = None
         self._now = 0.0
         self._pump_scheduled = False
+        self._pumping = False
         self._closing = False
         self._eof_written = False
         self._eof_received = False
@@ -156,8 +157,17 @@ class StreamTransport(asyncio.Transport):
         self._pump()
 
     def _pump(self) -> None:
-        conn = self.conn
         self._pump_scheduled = False
+        self._pumping = True
+        try:
+            self._pump_once()
+        finally:
+            self._pumping = False
+
+    def _pump_once(self) -> None:
+        # The protocol's callbacks (data_received, resume_writing, ...) all run before the
+        # send: whatever they write goes out in this pass.
+        conn = self.conn
         chunks: list[bytes | memoryview] = []
         while (event := conn.next_event()) is not None:
             if type(event) is DataReceived:
@@ -169,16 +179,16 @@ class StreamTransport(asyncio.Transport):
             self._on_event(event)
         if chunks:
             self._deliver(chunks)
-        outlet = self.outlet
-        if not outlet.writing_paused:
-            self.send_due()
-        else:
-            outlet.wait_writable(self)
         if self._paused_protocol and conn.send_buffered <= self._low_water:
             self._paused_protocol = False
             protocol = self._protocol
             if isinstance(protocol, asyncio.Protocol) and not self._lost:
                 protocol.resume_writing()
+        outlet = self.outlet
+        if not outlet.writing_paused:
+            self.send_due()
+        else:
+            outlet.wait_writable(self)
         self._arm_timer(conn.get_timer())
 
     def send_due(self) -> None:
@@ -428,8 +438,15 @@ class StreamTransport(asyncio.Transport):
             return
         if not data:
             return
-        self.conn.send(data)
-        self.pump_soon()
+        conn = self.conn
+        idle = conn.send_buffered == 0
+        conn.send(data)
+        if self._pumping:
+            pass  # written from a protocol callback: this pass sends it
+        elif idle and not self._pump_scheduled:
+            self._pump()  # nothing waits or is in flight: send at once, as asyncio's transports do
+        else:
+            self.pump_soon()  # more in this loop turn joins it in one burst
         if not self._paused_protocol and self.conn.send_buffered > self._high_water:
             protocol = self._protocol
             if isinstance(protocol, asyncio.Protocol):
