@@ -200,6 +200,9 @@ async def test_connect_to_silent_port_times_out() -> None:
         ({"port": 1, "msl": 1.0}, TypeError, "did you mean 'msl_s'"),
         ({"port": 1, "mss": 10}, ValueError, "mss must be at least 64"),
         ({"port": 1, "rto_min_s": "fast"}, TypeError, "rto_min_s must be a number"),
+        ({"port": 1, "msl_s": 1}, ConnectionRefusedError, "nothing listens"),  # valid: it connects
+        ({"port": 1, "msl_s": True}, TypeError, "msl_s must be a number"),  # not the 1 just before
+        ({"port": 1, "msl_s": [1]}, TypeError, "msl_s must be a number"),
     ],
 )
 async def test_bad_arguments_say_which_and_why(kwargs: dict[str, object], error: type,

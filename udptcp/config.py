@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import math
 from dataclasses import dataclass, fields
 from typing import Any
@@ -25,6 +26,8 @@ MAX_WINDOW_BYTES = 1 << 30
 """The largest receive window: as RFC 7323's, so that sequence comparisons modulo 2**32 hold."""
 MAX_SOCKET_BUFFER_BYTES = (1 << 31) - 1
 """SO_RCVBUF/SO_SNDBUF take a C int."""
+CONFIGS_REMEMBERED = 64
+"""Configurations built from keyword options that are kept for reuse (see ``_derived``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,7 +174,22 @@ class Config:
         if config is not None and not isinstance(config, Config):
             raise TypeError(f"config must be a udptcp.Config, got {type(config).__name__}")
         base = config if config is not None else DEFAULT_CONFIG
-        return base.replace(**options) if options else base
+        if not options:
+            return base
+        try:
+            return _derived(base, tuple((name, type(value), value) for name, value in options.items()))
+        except TypeError as exc:
+            if "unhashable" not in str(exc):
+                raise
+            return base.replace(**options)  # validation will name the option's wrong type
+
+
+@functools.lru_cache(maxsize=CONFIGS_REMEMBERED)
+def _derived(base: Config, options: tuple[tuple[str, type, Any], ...]) -> Config:
+    """``base`` with ``options``, remembered: a program passes the same keyword options to every
+    ``open_connection``, and building and checking a configuration costs more than the rest of
+    opening one. The key holds each value's type, so ``1`` and ``True`` are not confused."""
+    return base.replace(**{name: value for name, _, value in options})
 
 
 _NAMES = tuple(f.name for f in fields(Config))
