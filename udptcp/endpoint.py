@@ -42,6 +42,8 @@ _ISN_SECRET = os.urandom(SECRET_BYTES)
 addresses get ISNs that move forward with the clock, whichever endpoint opens them."""
 LIVE: weakref.WeakSet[Endpoint] = weakref.WeakSet()
 """Every endpoint whose socket is open, so a dying program can reset its connections."""
+_LOG = get_logger()
+"""The endpoints' logger, shared: an endpoint binds no context of its own."""
 
 
 class EndpointCounters:
@@ -86,7 +88,7 @@ class Endpoint(asyncio.DatagramProtocol):
         self._waiting_writable: set[StreamTransport] = set()
         self._changed = asyncio.Event()
         self._closed = loop.create_future()
-        self._log = get_logger()
+        self._log = _LOG
 
     # -- asyncio.DatagramProtocol ----------------------------------------------------------
 
