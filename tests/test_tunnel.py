@@ -12,7 +12,7 @@ import asyncio
 import hashlib
 import importlib.util
 import os
-import signal
+import shutil
 import socket
 import struct
 import subprocess
@@ -20,43 +20,20 @@ import sys
 import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
-from procs import ENV, _first_line, server
+from procs import ENV, first_line, summary, tunnel
 
 pytestmark = pytest.mark.process
 
 LOOPS = ["asyncio", *(["uvloop"] if importlib.util.find_spec("uvloop") else [])]
-QUICK = ["--msl", "0.1", "-o", "rto_min_s=0.05"]
-"""Both tunnel sides: a short TIME_WAIT (stopping waits for it) and quick retransmissions."""
 WAIT_S = 20.0
 BIG_BYTES = 20_000_000
 PARALLEL = 20
 LINGER_RESET = struct.pack("ii", 1, 0)
 HTTP_TIMEOUT_S = 30.0
-
-
-@contextmanager
-def tunnel(target_port: int, loop: str, *options: str) -> Iterator[tuple[subprocess.Popen[str],
-                                                                        subprocess.Popen[str], int]]:
-    """A tunnel server in front of ``target_port`` and a tunnel client in front of it; yields
-    (client process, server process, the client's TCP port)."""
-    common = ["--loop", loop, *QUICK, *options]
-    with server(["tunnel", "server", "--listen", "127.0.0.1:0", "--to", f"127.0.0.1:{target_port}",
-                 *common]) as (far, _, far_port), \
-         server(["tunnel", "client", "--listen", "127.0.0.1:0", "--to", f"127.0.0.1:{far_port}",
-                 *common]) as (near, _, near_port):
-        yield near, far, near_port
-
-
-def summary(proc: subprocess.Popen[str]) -> str:
-    """SIGTERM, then the summary line the tunnel prints as it stops (its last stdout line)."""
-    proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=30)
-    assert proc.returncode == 0, err
-    return out.strip().splitlines()[-1]
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +49,7 @@ def www(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, int]]:
     )
     try:
         assert proc.stdout is not None
-        line = _first_line(proc.stdout, proc, "http.server")  # "Serving HTTP on 127.0.0.1 port N ..."
+        line = first_line(proc.stdout, proc, "http.server")  # "Serving HTTP on 127.0.0.1 port N ..."
         yield root, int(line.split(" port ")[1].split()[0])
     finally:
         proc.kill()
@@ -97,6 +74,16 @@ def test_a_large_file_arrives_whole(http_tunnel: tuple[Path, int]) -> None:
     root, port = http_tunnel
     assert hashlib.sha256(fetch(port, "big.bin")).digest() == hashlib.sha256(
         (root / "big.bin").read_bytes()).digest()
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl not installed")
+def test_curl_fetches_a_large_file(http_tunnel: tuple[Path, int], tmp_path: Path) -> None:
+    root, port = http_tunnel
+    out = tmp_path / "big.bin"
+    subprocess.run(["curl", "--silent", "--show-error", "--fail", "--max-time", str(HTTP_TIMEOUT_S),
+                    "--output", str(out), f"http://127.0.0.1:{port}/big.bin"], check=True,
+                   timeout=HTTP_TIMEOUT_S + 5)
+    assert out.read_bytes() == (root / "big.bin").read_bytes()
 
 
 def test_parallel_fetches_each_get_their_own_file(http_tunnel: tuple[Path, int]) -> None:
@@ -193,7 +180,7 @@ async def test_a_killed_tcp_client_resets_the_target(loop: str) -> None:
             cleanup.callback(client.wait, 10)
             cleanup.callback(client.kill)
             assert client.stdout is not None
-            assert _first_line(client.stdout, client, "the TCP client") == "connected"
+            assert first_line(client.stdout, client, "the TCP client") == "connected"
             reader, _ = await asyncio.wait_for(accepted.get(), WAIT_S)
             assert await asyncio.wait_for(reader.readexactly(5), WAIT_S) == b"hello"
             client.kill()
