@@ -156,8 +156,8 @@ async def relay(near: Streams, far: Streams, stats: TunnelStats) -> None:
         stats.bytes_from_target += size
 
     copies = {
-        asyncio.ensure_future(copy(near[0], far[1], forward)),
-        asyncio.ensure_future(copy(far[0], near[1], back)),
+        asyncio.create_task(copy(near[0], far[1], forward)),
+        asyncio.create_task(copy(far[0], near[1], back)),
     }
     try:
         pending = copies
@@ -165,15 +165,21 @@ async def relay(near: Streams, far: Streams, stats: TunnelStats) -> None:
             done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
             for task in done:
                 task.result()  # a side failed: raises here
-    except BaseException:
+    except BaseException as exc:
         stats.resets += 1
         for task in copies:
             task.cancel()
         reset(near[1])
         reset(far[1])
-        if any(not task.cancelled() and task.exception() is not None for task in copies if task.done()):
-            return  # a side failed: reported by the reset, nothing for the caller to do
-        raise
+        if not any(task.done() and not task.cancelled() and task.exception() is not None
+                   for task in copies):
+            raise  # not a side's failure: we were cancelled (the tunnel stops)
+        peer = format_address(near[1].get_extra_info("peername"))
+        if isinstance(exc, OSError):  # reset, timed out, broken: what networks do
+            _log.info("relay reset", peer=peer, error=str(exc) or type(exc).__name__)
+        else:
+            _log.warning("relay failed; both sides reset", peer=peer, exc_info=exc)
+        return
     for _, writer in (near, far):
         writer.close()
     with contextlib.suppress(ConnectionError, TimeoutError):
