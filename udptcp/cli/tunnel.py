@@ -32,7 +32,8 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         description="Carry every TCP connection over a udptcp connection of its own: "
         "TCP program -> tunnel client -> (udptcp) -> tunnel server -> TCP server.",
     )
-    sides = parser.add_subparsers(dest="side", metavar="SIDE", required=True)
+    sides = parser.add_subparsers(dest="side", metavar="SIDE", required=True,
+                                  help="server (udptcp in, TCP out) or client (TCP in, udptcp out)")
     for side, client, what in (
         ("server", False, "accept udptcp connections, relay each to a TCP server"),
         ("client", True, "accept TCP connections, relay each over udptcp to a tunnel server"),
@@ -51,6 +52,7 @@ async def run(args: argparse.Namespace) -> int:
     """Relay until SIGINT or SIGTERM, then stop and print what was carried."""
     hop = udptcp_carrier(build_config(args)) if args.carrier == "udptcp" else tcp_carrier()
     tunnel = Tunnel(*carriers_for(args.side, hop), args.to)
+    args.host = args.listen[0]  # what main() names if it cannot be resolved
     stop = asyncio.Event()
     with on_signals(stop.set):  # before the first line: a script may signal as soon as it reads it
         server = await tunnel.listen(*args.listen)
