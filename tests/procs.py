@@ -107,14 +107,15 @@ TUNNEL_QUICK = ["--msl", "0.1", "-o", "rto_min_s=0.05"]
 
 
 @contextmanager
-def tunnel(target_port: int, loop: str, *options: str) -> Iterator[tuple[subprocess.Popen[str],
-                                                                        subprocess.Popen[str], int]]:
-    """A tunnel server in front of ``target_port`` and a tunnel client in front of it; yields
-    (client process, server process, the client's TCP port)."""
+def tunnel(target_port: int, loop: str, *options: str, host: str = "127.0.0.1"
+           ) -> Iterator[tuple[subprocess.Popen[str], subprocess.Popen[str], int]]:
+    """A tunnel server in front of ``target_port`` and a tunnel client in front of it, all on
+    ``host``; yields (client process, server process, the client's TCP port)."""
     common = ["--loop", loop, *TUNNEL_QUICK, *options]
-    with server(["tunnel", "server", "--listen", "127.0.0.1:0", "--to", f"127.0.0.1:{target_port}",
+    at = f"[{host}]" if ":" in host else host
+    with server(["tunnel", "server", "--listen", f"{at}:0", "--to", f"{at}:{target_port}",
                  *common]) as (far, _, far_port), \
-         server(["tunnel", "client", "--listen", "127.0.0.1:0", "--to", f"127.0.0.1:{far_port}",
+         server(["tunnel", "client", "--listen", f"{at}:0", "--to", f"{at}:{far_port}",
                  *common]) as (near, _, near_port):
         yield near, far, near_port
 

@@ -142,6 +142,36 @@ async def test_half_close_is_carried_both_ways(loop: str) -> None:
     srv.close()
 
 
+def ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as sock:
+            sock.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not ipv6_loopback(), reason="no IPv6 loopback (::1) here")
+async def test_ipv6_end_to_end() -> None:
+    """Every hop on ::1: the target, both tunnel sides (bracketed addresses), the client."""
+    request = os.urandom(300_000)
+
+    async def target(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(hashlib.sha256(await reader.read()).digest())
+        writer.close()
+
+    srv = await asyncio.start_server(target, "::1", 0)
+    with tunnel(srv.sockets[0].getsockname()[1], LOOPS[-1], host="::1") as (near, _, port):
+        reader, writer = await asyncio.open_connection("::1", port)
+        writer.write(request)
+        writer.write_eof()
+        assert await asyncio.wait_for(reader.read(), WAIT_S) == hashlib.sha256(request).digest()
+        writer.close()
+        await asyncio.wait_for(writer.wait_closed(), WAIT_S)
+        assert summary(near).endswith(f"{len(request)} bytes to the target, 32 bytes back")
+    srv.close()
+
+
 def reset_now(writer: asyncio.StreamWriter) -> None:
     """Close with a TCP RST: SO_LINGER 0, then close."""
     writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_RESET)
