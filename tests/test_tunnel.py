@@ -270,9 +270,11 @@ async def test_a_stopped_tunnel_resets_what_it_still_carries() -> None:
 
 SMALL_BUFFERS = ["-o", "send_buffer_bytes=1048576", "-o", "recv_buffer_bytes=1048576"]
 BLOCK_BYTES = 64 * 1024
-PUSH_CAP_BYTES = 96 * 1024 * 1024
-"""More than every buffer between the client and the target holds (kernel socket buffers of
-three TCP connections, a few MiB each, the relays' readers, 1 MiB each way on udptcp)."""
+PUSH_CAP_BYTES = 192 * 1024 * 1024
+"""More than every buffer between the client and the target can hold: the relays' readers,
+1 MiB each way on udptcp, and the kernel buffers of three TCP connections (Linux may grow a
+receive buffer to tcp_rmem's maximum, often 32 MiB, though only for a reader that keeps up).
+About 15 MiB are taken before the writes stall."""
 STALLED_S = 1.0
 """A drain that has not finished after this long: the tunnel has stopped taking data."""
 
