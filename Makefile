@@ -7,7 +7,7 @@ BUILT := $(VENV)/.core-built-stamp
 BENCH := $(VENV)/.bench-stamp
 CORE_SOURCES := $(shell find udptcp/core -name '*.py') udptcp/wire.py setup.py
 
-.PHONY: demo test build lint typecheck bench compare lossy clean
+.PHONY: demo test build lint typecheck bench compare lossy tunnel-bench clean
 
 $(STAMP): pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,10 @@ compare: $(BUILT) $(BENCH)
 
 lossy: $(BUILT) $(BENCH)
 	$(BIN)/python -m benchmarks.lossy --plot benchmarks/out/lossy.png
+
+# Needs no optional peer: the tunnel is measured against kernel TCP only.
+tunnel-bench: $(BUILT)
+	$(BIN)/python -m benchmarks.tunnel
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

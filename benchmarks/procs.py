@@ -127,16 +127,20 @@ class Child:
             raise RunError(f"{self.name} exited with {self.proc.returncode}: {self.stderr_tail()}")
         return last_json(out, self.name)
 
-    def cpu_share(self) -> float | None:
-        """CPU seconds so far (from /proc) over the time since start; None once it is gone."""
+    def cpu_seconds(self) -> float | None:
+        """CPU seconds (user + system, from /proc) so far; None once it is gone."""
         try:
             stat = Path(f"/proc/{self.proc.pid}/stat").read_text()
         except OSError:
             return None
         fields = stat.rpartition(")")[2].split()
-        cpu_s = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS_PER_S  # utime + stime
+        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS_PER_S  # utime + stime
+
+    def cpu_share(self) -> float | None:
+        """CPU seconds so far over the time since start; None once it is gone."""
+        cpu_s = self.cpu_seconds()
         wall_s = time.monotonic() - self.started
-        return cpu_s / wall_s if wall_s > 0 else None
+        return cpu_s / wall_s if cpu_s is not None and wall_s > 0 else None
 
     def stderr_tail(self) -> str:
         """The end of what the child wrote to stderr, on one line."""

@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import select
+import signal
 import socket
 import subprocess
 import sys
@@ -34,7 +35,7 @@ def random_file(path: Path, size: int) -> Path:
     return path
 
 
-def _first_line(stream: IO[str], proc: subprocess.Popen[str], what: str) -> str:
+def first_line(stream: IO[str], proc: subprocess.Popen[str], what: str) -> str:
     import selectors
 
     sel = selectors.DefaultSelector()
@@ -70,7 +71,7 @@ def server(args: Sequence[str], *, stderr: Any = subprocess.PIPE, stdin: Any = s
     try:
         stream = proc.stderr if first_line_on_stderr else proc.stdout
         assert stream is not None
-        line = _first_line(stream, proc, f"udptcp {args[0]}")
+        line = first_line(stream, proc, f"udptcp {args[0]}")
         assert line.startswith("listening on "), line
         host, port = line.removeprefix("listening on ").rsplit(":", 1)
         yield proc, host, int(port)
@@ -88,7 +89,7 @@ def relay(target_port: int, *specs: str, seed: int = 1) -> Iterator[tuple[subpro
     )
     try:
         assert proc.stdout is not None
-        line = _first_line(proc.stdout, proc, "udptcp netem")
+        line = first_line(proc.stdout, proc, "udptcp netem")
         assert line.startswith("relaying "), line
         front = line.split()[1]
         yield proc, int(front.rsplit(":", 1)[1])
@@ -99,6 +100,32 @@ def relay(target_port: int, *specs: str, seed: int = 1) -> Iterator[tuple[subpro
                 proc.wait(10)
             except subprocess.TimeoutExpired:
                 proc.kill()
+
+
+TUNNEL_QUICK = ["--msl", "0.1", "-o", "rto_min_s=0.05"]
+"""Both tunnel sides in the tests: a short TIME_WAIT (stopping waits for it), quick retransmissions."""
+
+
+@contextmanager
+def tunnel(target_port: int, loop: str, *options: str, host: str = "127.0.0.1"
+           ) -> Iterator[tuple[subprocess.Popen[str], subprocess.Popen[str], int]]:
+    """A tunnel server in front of ``target_port`` and a tunnel client in front of it, all on
+    ``host``; yields (client process, server process, the client's TCP port)."""
+    common = ["--loop", loop, *TUNNEL_QUICK, *options]
+    at = f"[{host}]" if ":" in host else host
+    with server(["tunnel", "server", "--listen", f"{at}:0", "--to", f"{at}:{target_port}",
+                 *common]) as (far, _, far_port), \
+         server(["tunnel", "client", "--listen", f"{at}:0", "--to", f"{at}:{far_port}",
+                 *common]) as (near, _, near_port):
+        yield near, far, near_port
+
+
+def summary(proc: subprocess.Popen[str]) -> str:
+    """SIGTERM, then the summary line the tunnel prints as it stops (its last stdout line)."""
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    return out.strip().splitlines()[-1]
 
 
 def run(args: Sequence[str], *, timeout: float = 60.0, **kwargs: Any) -> subprocess.CompletedProcess[Any]:
@@ -134,7 +161,7 @@ def program(name: str, *args: str) -> Iterator[tuple[subprocess.Popen[str], str]
                             stderr=subprocess.PIPE, text=True, env=ENV)
     try:
         assert proc.stdout is not None
-        yield proc, _first_line(proc.stdout, proc, name)
+        yield proc, first_line(proc.stdout, proc, name)
     finally:
         _stop(proc)
 

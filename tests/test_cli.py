@@ -21,9 +21,21 @@ from udptcp.netem.spec import KEYS, SPEC_HELP
 UNRESOLVABLE = "no-such-host.invalid"
 
 
-def _commands() -> dict[str, argparse.ArgumentParser]:
-    (sub,) = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
-    return dict(sub.choices)
+def _commands(
+    parser: argparse.ArgumentParser | None = None, prefix: str = ""
+) -> dict[str, argparse.ArgumentParser]:
+    """Every command by name, nested ones too (``tunnel server``)."""
+    found: dict[str, argparse.ArgumentParser] = {}
+    for action in (parser or build_parser())._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, command in action.choices.items():
+                found[prefix + name] = command
+                found.update(_commands(command, f"{prefix}{name} "))
+    return found
+
+
+def test_the_tunnel_sides_are_among_the_commands_checked() -> None:
+    assert {"tunnel server", "tunnel client"} <= set(_commands())
 
 
 def test_every_argument_of_every_command_is_described() -> None:
@@ -65,6 +77,8 @@ def test_every_netem_spec_key_is_described() -> None:
         ["connect", UNRESOLVABLE, "9000"],
         ["echo-server", "--host", UNRESOLVABLE],
         ["listen", "--host", UNRESOLVABLE, "0"],
+        ["tunnel", "server", "--listen", f"{UNRESOLVABLE}:0", "--to", "127.0.0.1:9"],
+        ["tunnel", "client", "--listen", f"{UNRESOLVABLE}:0", "--to", "127.0.0.1:9"],
     ],
 )
 def test_an_unresolvable_host_is_named_with_what_to_do(

@@ -1,4 +1,4 @@
-"""The ``udptcp`` command: echo server and client, netcat, the netem relay, the benchmark.
+"""The ``udptcp`` command: echo server and client, netcat, the tunnel, the netem relay, the benchmark.
 
 Exit codes, for scripts: 0 success, 1 other error, 2 bad usage, 3 connection refused,
 4 timed out, 5 connection reset, 130 interrupted.
@@ -14,7 +14,7 @@ from typing import Any
 
 import udptcp
 from udptcp import log, loops
-from udptcp.cli import bench, echo, netcat, workers
+from udptcp.cli import bench, echo, netcat, tunnel, workers
 from udptcp.cli.common import (
     EXIT_INTERRUPTED,
     EXIT_USAGE,
@@ -99,6 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     workers.add_arguments(p)
     add_common_options(p, client=True)
     p.set_defaults(run=bench.run)
+
+    tunnel.add_parsers(sub)
     return parser
 
 
