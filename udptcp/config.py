@@ -28,6 +28,9 @@ MAX_SOCKET_BUFFER_BYTES = (1 << 31) - 1
 """SO_RCVBUF/SO_SNDBUF take a C int."""
 CONFIGS_REMEMBERED = 64
 """Configurations built from keyword options that are kept for reuse (see ``_derived``)."""
+MIN_TRACE_BYTES = 64 * 1024
+"""The smallest trace_max_bytes: room for a connection's handshake and close."""
+PCAP_LINKTYPES = ("raw", "ethernet")
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +82,16 @@ class Config:
         gso, gro: let the kernel cut a burst of equal-size datagrams from one send (UDP GSO)
             and coalesce arriving ones (UDP GRO), where it can (Linux); False sends and
             receives one datagram per system call.
+
+    Seeing a connection (docs/TRACE.md):
+        trace: write each connection's trace (JSON lines) to this file, or to a file of its
+            own in this directory (an existing one, or a path ending in "/"). None (the
+            default) takes the UDPTCP_TRACE environment variable, and traces nothing if that
+            is unset too.
+        trace_max_bytes: a trace file this large is renamed PATH.1 and a new one begins.
+        pcap: record every datagram of each connection as a UDP/IP packet in this pcap file
+            (one per process); None takes UDPTCP_PCAP likewise.
+        pcap_linktype: "raw" (raw IP packets) or "ethernet" (with made-up MAC addresses).
     """
 
     mss: int | None = None
@@ -106,6 +119,10 @@ class Config:
     shutdown_linger_s: float | None = None
     gso: bool = True
     gro: bool = True
+    trace: str | None = None
+    trace_max_bytes: int = 256 * 1024 * 1024
+    pcap: str | None = None
+    pcap_linktype: str = "raw"
 
     def __post_init__(self) -> None:
         for name, kind, optional in _FIELD_KINDS:
@@ -142,6 +159,11 @@ class Config:
         _at_most("socket_buffer_bytes", self.socket_buffer_bytes, MAX_SOCKET_BUFFER_BYTES)
         if self.shutdown_linger_s is not None:
             _at_least("shutdown_linger_s", self.shutdown_linger_s, 0.0)
+        _at_least("trace_max_bytes", self.trace_max_bytes, MIN_TRACE_BYTES)
+        if self.pcap_linktype not in PCAP_LINKTYPES:
+            raise ValueError(
+                f"pcap_linktype must be one of {', '.join(PCAP_LINKTYPES)}, got {self.pcap_linktype!r}"
+            )
 
     @property
     def discovers_mss(self) -> bool:

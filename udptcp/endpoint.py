@@ -31,6 +31,8 @@ from udptcp.config import Config
 from udptcp.core import Connection, State, reset_for_unknown
 from udptcp.core.isn import SECRET_BYTES, isn_for
 from udptcp.log import get_logger
+from udptcp.trace.attach import destinations, tracer_for
+from udptcp.trace.recorder import ConnectionTracer
 from udptcp.transport import Address, StreamTransport, clock
 from udptcp.udpsocket import UdpSocket, open_udp_socket, set_dont_fragment
 from udptcp.wire import ACK, RST, SYN, MalformedSegment, decode_datagram, parse_options
@@ -89,6 +91,7 @@ class Endpoint(asyncio.DatagramProtocol):
         self._changed = asyncio.Event()
         self._closed = loop.create_future()
         self._log = _LOG
+        self._trace_to, self._pcap_to = destinations(config)
 
     # -- asyncio.DatagramProtocol ----------------------------------------------------------
 
@@ -236,6 +239,8 @@ class Endpoint(asyncio.DatagramProtocol):
         transport = StreamTransport(self, conn, peer, cid=secrets.token_hex(3), established=established)
         transport.set_protocol(protocol)
         self._by_peer[peer] = transport
+        if self._trace_to is not None or self._pcap_to is not None:
+            self._observe(transport, "client", now).app("connect", now)
         conn.connect(now)
         transport.start()
         return transport
@@ -268,8 +273,20 @@ class Endpoint(asyncio.DatagramProtocol):
             own = self._own[transport] = ConnectionSocket(self, transport, sock)
             transport.outlet = own
         self._by_peer[peer] = transport
+        if self._trace_to is not None or self._pcap_to is not None:
+            listening_since = self.listener.opened_at if self.listener is not None else now
+            self._observe(transport, "server", now).app("listen", listening_since)
         transport.datagram_received(syn)
         return transport
+
+    def _observe(self, transport: StreamTransport, role: str, now: float) -> ConnectionTracer:
+        """Trace ``transport`` (``trace=``, ``pcap=`` or their environment variables)."""
+        tracer = transport.tracer = tracer_for(
+            transport.conn, cid=transport.cid, role=role,
+            local=transport.outlet.local_addr or self.local_addr, peer=transport.peer,
+            trace=self._trace_to, pcap=self._pcap_to, now=now,
+        )
+        return tracer
 
     def _socket_to(self, peer: Address) -> socket.socket:
         """A socket on our address and port (joining our SO_REUSEPORT group), connected to ``peer``."""
@@ -462,6 +479,8 @@ class Listener:
         self.accepting = True
         self.serving = False
         self.next_isn: int | None = None
+        self.opened_at = clock()
+        """When the application listened (the first event of a server connection's trace)."""
         self._half_open: dict[StreamTransport, None] = {}  # in arrival order
         self._queue: deque[StreamTransport] = deque()
 
@@ -489,9 +508,15 @@ class Listener:
     def on_established(self, transport: StreamTransport) -> None:
         self._half_open.pop(transport, None)
         if self.serving:
-            self._on_accept(transport)
+            self._hand_over(transport)
         else:
             self._queue.append(transport)
+
+    def _hand_over(self, transport: StreamTransport) -> None:
+        """The application accepts ``transport``."""
+        if transport.tracer is not None:
+            transport.tracer.app("accept", clock())
+        self._on_accept(transport)
 
     def on_forget(self, transport: StreamTransport) -> None:
         self._half_open.pop(transport, None)
@@ -501,7 +526,7 @@ class Listener:
     def start_serving(self) -> None:
         self.serving = True
         while self._queue:
-            self._on_accept(self._queue.popleft())
+            self._hand_over(self._queue.popleft())
 
     def close(self) -> None:
         """Stop accepting: new SYNs get RST; unaccepted connections are reset."""

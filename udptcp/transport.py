@@ -33,6 +33,7 @@ from udptcp.wire import MalformedSegment, Segment
 
 if TYPE_CHECKING:
     from udptcp.endpoint import Endpoint
+    from udptcp.trace.recorder import ConnectionTracer
 
 Address = tuple[Any, ...]
 clock = time.monotonic
@@ -85,6 +86,8 @@ class StreamTransport(asyncio.Transport):
         self._trace = (
             get_logger(TRACE_LOGGER_NAME, cid=cid) if debug_enabled(TRACE_LOGGER_NAME) else None
         )
+        self.tracer: ConnectionTracer | None = None
+        """Set by the endpoint when the connection is traced (``trace=``, ``pcap=``)."""
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._now = 0.0
@@ -125,6 +128,8 @@ class StreamTransport(asyncio.Transport):
         ``pump`` after the last."""
         if self._trace is not None:
             self._trace_segment("received", data)
+        if self.tracer is not None:
+            self.tracer.received(data, now)
         if now < self._now:
             now = self._now  # a timer ran early (see _on_timer): the core's time never goes back
         else:
@@ -200,6 +205,8 @@ class StreamTransport(asyncio.Transport):
             self.send_due()
         else:
             outlet.wait_writable(self)
+        if self.tracer is not None:
+            self.tracer.after_pump(self._now, outlet.writing_paused)
         self._arm_timer(conn.get_timer())
 
     def send_due(self) -> None:
@@ -209,6 +216,8 @@ class StreamTransport(asyncio.Transport):
             if self._trace is not None:
                 for datagram in datagrams:
                     self._trace_segment("sent", datagram)
+            if self.tracer is not None:
+                self.tracer.sent(datagrams, self._now)
             self.outlet.send_all(datagrams, self.peer)
 
     def pump_soon(self) -> None:
@@ -249,6 +258,8 @@ class StreamTransport(asyncio.Transport):
             protocol.data_received(data)  # type: ignore[arg-type]
 
     def _on_event(self, event: object) -> None:
+        if self.tracer is not None:
+            self.tracer.on_event(event, self._clock())
         if isinstance(event, StateChanged):
             if self._debug:
                 self._log.debug(
@@ -362,6 +373,8 @@ class StreamTransport(asyncio.Transport):
         self._cancel_timer()
         self._error = exc
         self._connection_lost(exc)
+        if self.tracer is not None:
+            self.tracer.close(self._clock())
 
     # -- asyncio.BaseTransport -------------------------------------------------------------
 
@@ -404,6 +417,8 @@ class StreamTransport(asyncio.Transport):
         """Close both ways: a FIN after what is queued; ``connection_lost`` once it is acked."""
         if self._closing:
             return
+        if self.tracer is not None:
+            self.tracer.app("close", self._clock())
         self._closing = True
         self._eof_written = True
         self.conn.close()
@@ -471,6 +486,8 @@ class StreamTransport(asyncio.Transport):
         """Half-close: send a FIN after the queued data; reading goes on."""
         if self._eof_written or self._lost:
             return
+        if self.tracer is not None:
+            self.tracer.app("shutdown", self._clock())
         self._eof_written = True
         if self.conn.state in WRITABLE:
             self.conn.shutdown()
@@ -481,6 +498,8 @@ class StreamTransport(asyncio.Transport):
 
     def abort(self) -> None:
         """Reset the connection now; queued data is discarded."""
+        if self.tracer is not None:
+            self.tracer.app("abort", self._clock())
         self._closing = True
         self.conn.abort()
         self._pump()

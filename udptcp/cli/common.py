@@ -47,7 +47,7 @@ STDIN_QUEUE_CHUNKS = 4
 
 
 def add_common_options(parser: argparse.ArgumentParser, *, client: bool) -> None:
-    """--msl, --mss, --log-level, --log-json, --loop and -o KEY=VALUE."""
+    """--msl, --mss, --log-level, --log-json, --trace, --pcap, --loop and -o KEY=VALUE."""
     default_msl = CLIENT_MSL_S if client else Config().msl_s
     parser.add_argument(
         "--msl", type=float, default=None, metavar="SECONDS",
@@ -64,6 +64,14 @@ def add_common_options(parser: argparse.ArgumentParser, *, client: bool) -> None
         help="log to standard error at this level; trace adds every segment (default warning)",
     )
     parser.add_argument("--log-json", action="store_true", help="log JSON lines instead of text")
+    parser.add_argument(
+        "--trace", metavar="PATH",
+        help="write each connection's trace (JSON lines, docs/TRACE.md) to this file, or to a "
+        "file per connection in this directory; read it with 'udptcp trace'",
+    )
+    parser.add_argument(
+        "--pcap", metavar="FILE", help="record every datagram as a UDP/IP packet in this pcap file",
+    )
     add_loop_option(parser)
     parser.add_argument(
         "-o", "--option", action="append", default=[], metavar="KEY=VALUE",
@@ -95,6 +103,10 @@ def build_config(args: argparse.Namespace) -> Config:
         options["msl_s"] = args.msl
     if args.mss is not None:
         options["mss"] = args.mss
+    if args.trace is not None:
+        options["trace"] = args.trace
+    if args.pcap is not None:
+        options["pcap"] = args.pcap
     types = {f.name: str(f.type) for f in fields(Config)}
     for item in args.option:
         key, sep, raw = item.partition("=")

@@ -14,7 +14,7 @@ from typing import Any
 
 import udptcp
 from udptcp import log, loops
-from udptcp.cli import bench, echo, netcat, tunnel, workers
+from udptcp.cli import bench, echo, netcat, trace, tunnel, workers
 from udptcp.cli.common import (
     EXIT_INTERRUPTED,
     EXIT_USAGE,
@@ -101,6 +101,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=bench.run)
 
     tunnel.add_parsers(sub)
+
+    p = sub.add_parser("trace", help="draw or summarise traces written with --trace")
+    trace.add_arguments(p)
+    p.add_argument("--log-level", default="warning", help=argparse.SUPPRESS)
+    p.add_argument("--log-json", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--loop", default="auto", help=argparse.SUPPRESS)
+    p.set_defaults(run=trace.run)
     return parser
 
 
