@@ -90,7 +90,10 @@ class Namer:
         side = arrow.sender
         other = "B" if side == "A" else "A"
         parts = [f"{flag}=1" for flag in ("SYN", "FIN", "RST") if flag in flags]
-        textbook_fin = arrow is self.first_fin and self.numbering == "symbolic"
+        first = self.first_fin
+        textbook_fin = self.numbering == "symbolic" and first is not None and "FIN" in flags and (
+            side == first.sender and seg["seq"] == first.segment["seq"]  # the first FIN, or a copy
+        )
         with_ack = "ACK" in flags and not textbook_fin
         if with_ack:
             parts.append("ACK=1")
