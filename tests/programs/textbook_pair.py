@@ -14,7 +14,7 @@ import sys
 import udptcp
 
 MSL_S = 0.25
-OPTIONS = {"msl_s": MSL_S, "rto_min_s": 0.05}
+CONFIG = udptcp.Config(msl_s=MSL_S, rto_min_s=0.05)
 
 
 async def serve() -> None:
@@ -29,7 +29,7 @@ async def serve() -> None:
         await writer.wait_closed()
         done.set_result(None)
 
-    server = await udptcp.start_server(handle, "127.0.0.1", 0, **OPTIONS)
+    server = await udptcp.start_server(handle, "127.0.0.1", 0, config=CONFIG)
     host, port = server.sockets[0].getsockname()[:2]
     print(f"listening on {host}:{port}", flush=True)
     await asyncio.wait_for(done, 30)
@@ -38,7 +38,7 @@ async def serve() -> None:
 
 
 async def client(port: int, size: int) -> None:
-    reader, writer = await udptcp.open_connection("127.0.0.1", port, **OPTIONS)
+    reader, writer = await udptcp.open_connection("127.0.0.1", port, config=CONFIG)
     writer.write(f"{size}\n".encode() + bytes(size))
     assert await reader.readexactly(2) == b"ok"
     writer.write_eof()

@@ -10,6 +10,7 @@ initial sequence numbers: each side's ISN is the other's IRS.
 from __future__ import annotations
 
 from collections import defaultdict, deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,7 +66,7 @@ class Exchange:
         return [("A", self.a)] + ([("B", self.b)] if self.b is not None else [])
 
 
-def load_sides(paths: list[str | Path]) -> list[Side]:
+def load_sides(paths: Sequence[str | Path]) -> list[Side]:
     """Every connection found in the trace files, one Side each."""
     sides: list[Side] = []
     for path in paths:
@@ -145,6 +146,6 @@ def _half_rtt(side: Side) -> float:
     return min(samples) / 2.0 if samples else 0.0005
 
 
-def load(paths: list[str | Path]) -> list[Exchange]:
+def load(paths: Sequence[str | Path]) -> list[Exchange]:
     """The connections in these trace files, paired end to end where both ends are there."""
     return pair(load_sides(paths))

@@ -1,0 +1,96 @@
+"""The pcap writer and the Wireshark dissector, on a captured real connection."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import struct
+import subprocess
+from pathlib import Path
+
+import pytest
+from procs import run, server
+
+from udptcp.trace.pcap import LINKTYPE_ETHERNET, LINKTYPE_RAW, udp_packet
+from udptcp.trace.schema import read_events
+from udptcp.wire import Segment
+
+DISSECTOR = Path(__file__).parent.parent / "contrib" / "wireshark" / "udptcp.lua"
+FIELDS = ("udptcp.flags.str", "udptcp.seq", "udptcp.ack", "udptcp.window", "udptcp.len",
+          "udptcp.checksum.status", "udptcp.options.tsval", "udptcp.options.mss")
+
+
+def _records(path: Path) -> tuple[int, list[bytes]]:
+    data = path.read_bytes()
+    magic, _major, _minor, _zone, _sigfigs, _snaplen, linktype = struct.unpack_from("<IHHiIII", data)
+    assert magic == 0xA1B2C3D4
+    packets, offset = [], 24
+    while offset < len(data):
+        _sec, _usec, incl, orig = struct.unpack_from("<IIII", data, offset)
+        assert incl == orig
+        packets.append(data[offset + 16 : offset + 16 + incl])
+        offset += 16 + incl
+    return linktype, packets
+
+
+def _capture(tmp_path: Path, *extra: str) -> tuple[Path, Path]:
+    """A connection echoing 3 KB, the server capturing it (pcap) and tracing it."""
+    pcap = tmp_path / "server.pcap"
+    with server(["echo-server", "--pcap", str(pcap), "--trace", f"{tmp_path}/", *extra]) as (srv, host, port):
+        done = run(["echo-client", host, str(port)], input=b"x" * 3000, capture_output=True)
+        assert done.returncode == 0 and done.stdout == b"x" * 3000, done.stderr
+        srv.send_signal(signal.SIGTERM)
+        assert srv.wait(30) == 0
+    (trace,) = tmp_path.glob("udptcp-*.jsonl")
+    return pcap, trace
+
+
+def _segments(trace: Path) -> list[dict[str, object]]:
+    return [e for e in read_events(trace) if e["type"] == "segment"]
+
+
+@pytest.mark.process
+def test_the_pcap_holds_every_datagram_as_a_udp_ipv4_packet(tmp_path: Path) -> None:
+    pcap, trace = _capture(tmp_path)
+    linktype, packets = _records(pcap)
+    assert linktype == LINKTYPE_RAW
+    segments = _segments(trace)
+    assert len(packets) == len(segments)
+    for packet, event in zip(packets, segments, strict=True):
+        assert packet[0] >> 4 == 4 and packet[9] == 17  # IPv4, UDP
+        assert sum(struct.unpack("!10H", packet[:20])) % 0xFFFF == 0  # the header checksum holds
+        seg = Segment.decode(packet[28:])
+        assert (seg.seq, seg.ack, seg.window, len(seg.payload)) == (
+            event["seq"], event["ack"], event["win"], event["len"])
+
+
+def test_ipv6_and_ethernet_packets() -> None:
+    packet = udp_packet(("::1", 1000), ("::1", 2000), b"abc")
+    assert packet[0] >> 4 == 6 and len(packet) == 40 + 8 + 3
+    assert struct.unpack_from("!HHH", packet, 40) == (1000, 2000, 11)
+    assert LINKTYPE_ETHERNET == 1
+
+
+@pytest.mark.process
+@pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark is not installed (apt-get install tshark)")
+def test_the_wireshark_dissector_reads_what_udptcp_sent(tmp_path: Path) -> None:
+    pcap, trace = _capture(tmp_path, "-o", "pcap_linktype=ethernet")
+    assert _records(pcap)[0] == LINKTYPE_ETHERNET
+    args = ["tshark", "-r", str(pcap), "-X", f"lua_script:{DISSECTOR}", "-T", "fields",
+            "-E", "occurrence=f"]
+    for name in FIELDS:
+        args += ["-e", name]
+    done = subprocess.run(args, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    rows = [line.split("\t") for line in done.stdout.splitlines()]
+    segments = _segments(trace)
+    assert len(rows) == len(segments)
+    for row, event in zip(rows, segments, strict=True):
+        flags, seq, ack, window, length, status, tsval, mss = row
+        assert flags == event["flags"]
+        assert (int(seq), int(ack), int(window), int(length)) == (
+            event["seq"], event["ack"], event["win"], event["len"])
+        assert status == "Good"
+        ts = event.get("ts")
+        assert tsval == (str(ts[0]) if isinstance(ts, list) else "")
+        assert mss == str(event.get("mss", ""))
