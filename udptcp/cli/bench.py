@@ -30,6 +30,7 @@ from udptcp.addresses import parse_address
 from udptcp.cli import workers
 from udptcp.cli.common import EXIT_OK, build_config, listening_line, say
 from udptcp.corebuild import core_build
+from udptcp.trace.explain import LimitSampler, explain
 
 MB = 1_000_000
 BLOCK_BYTES = 1 << 20
@@ -205,6 +206,7 @@ async def _client(args: argparse.Namespace, port: int) -> dict[str, Any]:
     total = int(args.size_mb * MB)
     block = memoryview(os.urandom(BLOCK_BYTES))
     reader, writer = await udptcp.open_connection(args.host, port, config=build_config(args))
+    sampler = LimitSampler(writer.transport)  # type: ignore[arg-type]
     progress = None if args.no_progress else asyncio.create_task(_progress(writer, total))
     start, cpu0 = time.perf_counter(), time.process_time()
     sent = 0
@@ -220,7 +222,11 @@ async def _client(args: argparse.Namespace, port: int) -> dict[str, Any]:
     except TimeoutError:
         # Time is up: what the receiver has acknowledged is what it got. The connection is
         # reset rather than drained, so that a slow path does not stretch the run.
-        return _capped_result(writer, time.perf_counter() - start, time.process_time() - cpu0, progress)
+        sampler.stop()
+        result = _capped_result(writer, time.perf_counter() - start, time.process_time() - cpu0, progress)
+        result["explanation"] = explain(sampler, writer.get_extra_info("stats"), int(result["mb"] * MB))
+        return result
+    sampler.stop()
     elapsed = time.perf_counter() - start
     cpu = time.process_time() - cpu0
     _stop_progress(progress)
@@ -238,6 +244,7 @@ async def _client(args: argparse.Namespace, port: int) -> dict[str, Any]:
         "cpu_client": cpu / elapsed, "cpu_server": server["cpu_s"] / max(server["seconds"], 1e-9),
         "retransmitted": stats["retransmitted_segments"], "timeouts": stats["timeouts"],
         "core": core_build(), "io_path": writer.get_extra_info("io_path"),
+        "explanation": explain(sampler, stats, total),
     }
 
 
@@ -298,3 +305,5 @@ def _print_result(r: dict[str, Any]) -> None:
     say(f"  cpu          client {r['cpu_client']:.0%}, server {server_cpu} of one core")
     say(f"  recovery     {r['retransmitted']} segments retransmitted, {r['timeouts']} timeouts")
     say(f"  build        {r['core']} core; I/O by {r['io_path']}")
+    for line in r.get("explanation", []):
+        say(line)

@@ -115,6 +115,9 @@ class ConnectionTracer:
         self._windows: dict[str, int] = {}
         self._probe_pending = False
         self._closed = False
+        self.datagrams_sent = self.datagrams_received = 0
+        self.octets_sent = self.octets_received = 0
+        """Datagrams and their octets (udptcp header and payload), for ``udptcp bench``."""
         if sink is not None:
             config = conn.config
             self._emit(now, "connection", format=FORMAT, version=SCHEMA_VERSION, role=role,
@@ -136,6 +139,8 @@ class ConnectionTracer:
 
     def received(self, data: bytes | memoryview, now: float) -> None:
         """A datagram from the peer, before the core takes it."""
+        self.datagrams_received += 1
+        self.octets_received += len(data)
         if self.pcap is not None:
             self.pcap.record(self.peer, self.local, data)
         if self.sink is None:
@@ -150,6 +155,8 @@ class ConnectionTracer:
 
     def sent(self, datagrams: list[bytes], now: float) -> None:
         """Datagrams the core just handed out, in order."""
+        self.datagrams_sent += len(datagrams)
+        self.octets_sent += sum(map(len, datagrams))
         if self.pcap is not None:
             for datagram in datagrams:
                 self.pcap.record(self.local, self.peer, datagram)
