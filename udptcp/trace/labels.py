@@ -1,8 +1,9 @@
 """The textbook's words for a segment: ``SYN=1, ACK=1, seq=y, ack=x+1``.
 
 Numbers come three ways. ``symbolic`` names them as the textbook does: ``x`` and ``y`` are the
-two initial sequence numbers, ``u`` the sequence number of the first FIN, ``v`` that of the
-other side's ACK of it and ``w`` that of the other side's FIN; any other number is written
+two initial sequence numbers, ``u`` the sequence number of the first FIN segment, ``v`` that
+of the other side's first segment acknowledging that FIN and ``w`` that of the other side's
+FIN; any other number is written
 from the nearest name before it (``x+1381``). As in the textbook, the first FIN's label says
 ``FIN=1, seq=u`` only (its ACK bit is set, as on every segment after the handshake).
 ``relative`` counts from 0 at each side's ISN, as Wireshark does; ``absolute`` writes the
@@ -56,10 +57,11 @@ class Namer:
         other = "B" if closer == "A" else "A"
         u = self._offset(closer, first.segment["seq"])
         self.marks[closer].append(_Landmark("u", u, first.sent))
+        fin_acked = u + first.segment["len"] + 1  # the FIN follows the data it carries
         for arrow in arrows:
             seg = arrow.segment
             if arrow.sender == other and arrow.sent >= first.sent and "ACK" in seg["flags"] and (
-                self._offset(closer, seg["ack"]) == u + 1
+                self._offset(closer, seg["ack"]) == fin_acked
             ):
                 self.marks[other].append(_Landmark("v", self._offset(other, seg["seq"]), arrow.sent))
                 break

@@ -28,8 +28,10 @@ LOST_REACH = 0.55
 LINE_X = {"A": 0.0, "B": 1.0}
 STATE_X = {"A": -0.03, "B": 1.03}
 CALL_X = {"A": -0.48, "B": 1.48}
-TWO_MSL_X = {"A": -0.3, "B": 1.3}
+TWO_MSL_X = {"A": -0.22, "B": 1.22}
 TIME_WAIT_STATE = "TIME-WAIT"
+BEFORE_S = 1e-6
+"""The initial state is drawn this much before a side's first event."""
 
 
 @dataclass
@@ -49,7 +51,7 @@ class _Band:
         octets = sum(arrow.segment["len"] for arrow in data)
         acks = len(self.arrows) - len(data)
         return (f"{len(data):,} data segments, {_size(octets)}"
-                + (f"; {acks:,} ACKs" if acks else ""))
+                + (f"; {acks:,} ACK{'s' if acks > 1 else ''}" if acks else ""))
 
 
 def _size(octets: int) -> str:
@@ -71,8 +73,9 @@ def _marks(exchange: Exchange) -> list[tuple[float, str, str, str]]:
     marks = []
     for name, side in exchange.sides():
         first_state = next((e for e in side.events if e["type"] == "state"), None)
-        if first_state is not None:
-            marks.append((min(e["t"] for e in side.events), name, "state", str(first_state["old"])))
+        if first_state is not None:  # the state it started in, above everything else
+            began = min(e["t"] for e in side.events) - BEFORE_S
+            marks.append((began, name, "state", str(first_state["old"])))
         listened = next((e["t"] for e in side.events if e["type"] == "app" and e["call"] == "listen"), None)
         for e in side.events:
             if e["type"] == "state":
@@ -139,8 +142,9 @@ class _Scale:
         return min((self.y(key) for key in self._rank), default=0.0) - 1.0
 
 
-ARRIVAL, STATE, CALL, DEPARTURE = range(4)
-"""The order of points that share a time."""
+ARRIVAL, CALL, STATE, DEPARTURE = range(4)
+"""The order of points that share a time: what arrived, what the application asked, the
+state that follows, what leaves."""
 
 
 def draw(
@@ -252,5 +256,5 @@ def _band(ax: Any, band: _Band, y0: float, y1: float) -> None:
 def _two_msl(ax: Any, side: str, y0: float, y1: float) -> None:
     x = TWO_MSL_X[side]
     ax.plot([x, x], [y0 - 0.3, y1 + 0.3], color="#1f4e79", linewidth=1.0)
-    ax.text(x + (-0.02 if side == "A" else 0.02), (y0 + y1) / 2, "wait 2MSL",
+    ax.text(x + (-0.01 if side == "A" else 0.01), (y0 + y1) / 2, "wait 2MSL", rotation=90,
             ha="right" if side == "A" else "left", va="center", fontsize=9, color="#1f4e79")

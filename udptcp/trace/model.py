@@ -1,7 +1,7 @@
 """Both ends of one connection, from their traces: which segment arrived when, which was lost.
 
 A segment sent by one side is matched with the same segment received by the other (same
-flags, numbers, length and checksum, first come first matched); one never received is lost.
+flags, numbers, length and checksum); one never received is lost.
 Both processes stamp their events with ``time.monotonic``, which one machine shares, so the
 two traces merge on one time line. The connections of two trace files pair up by their
 initial sequence numbers: each side's ISN is the other's IRS.
@@ -9,7 +9,7 @@ initial sequence numbers: each side's ISN is the other's IRS.
 
 from __future__ import annotations
 
-from collections import defaultdict, deque
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -128,17 +128,28 @@ def build(a: Side, b: Side | None) -> Exchange:
                 arrows.append(Arrow("B", e, e["t"] - half_rtt, e["t"], estimated=True))
         return Exchange(a, None, sorted(arrows, key=lambda arrow: arrow.sent))
     for name, sender, receiver in (("A", a, b), ("B", b, a)):
-        arrived: dict[tuple[Any, ...], deque[float]] = defaultdict(deque)
+        copies: dict[tuple[Any, ...], list[Arrow]] = defaultdict(list)
+        for e in sender.of_type("segment"):
+            if e["dir"] == "sent":
+                arrow = Arrow(name, e, e["t"], None)
+                copies[_key(e)].append(arrow)
+                arrows.append(arrow)
         for e in receiver.of_type("segment"):
             if e["dir"] == "received" and "malformed" not in e:
-                arrived[_key(e)].append(e["t"])
-        for e in sender.of_type("segment"):
-            if e["dir"] != "sent":
-                continue
-            times = arrived.get(_key(e))
-            received = times.popleft() if times else None
-            arrows.append(Arrow(name, e, e["t"], received))
+                _match(copies.get(_key(e), []), e["t"])
     return Exchange(a, b, sorted(arrows, key=lambda arrow: arrow.sent))
+
+
+def _match(copies: list[Arrow], received: float) -> None:
+    """A segment arrived at ``received``: it is the latest copy of it sent before then that is
+    not yet accounted for (identical copies, a retransmission without timestamps, cannot be
+    told apart; the latest is the one a lost first copy leaves)."""
+    candidates = [arrow for arrow in copies if arrow.received is None]
+    if not candidates:
+        return
+    before = [arrow for arrow in candidates if arrow.sent <= received]
+    chosen = before[-1] if before else candidates[0]
+    chosen.received = received
 
 
 def _half_rtt(side: Side) -> float:
