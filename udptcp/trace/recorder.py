@@ -213,6 +213,7 @@ class ConnectionTracer:
         elif isinstance(event, ConnectionFailed):
             self._emit(now, "reset", reason=event.reason.value)
         elif isinstance(event, ConnectionTerminated):
+            self._check_timers(now)  # the timer that ended it (TIME_WAIT's), and the rest cancelled
             self.close(now)
 
     def after_pump(self, now: float, socket_full: bool) -> None:
@@ -234,16 +235,24 @@ class ConnectionTracer:
             self._emit(now, "metrics", cwnd=cc.cwnd, ssthresh=min(cc.ssthresh, SEQ_MASK),
                        pacing_rate=conn.pacer.rate, in_flight=tx.pipe, peer_window=tx.wnd,
                        unsent=tx.unsent, limit=metrics[5])
-        timers = conn.timers.pending()
-        if timers != self._timers:
-            for name, at in timers.items():
-                if self._timers.get(name) != at:
-                    self._emit(now, "timer", timer=name.lower(), action="armed", at=round(at, 6))
-            for name, at in self._timers.items():
-                if name not in timers:
-                    action = "fired" if at <= now else "cancelled"
+        self._check_timers(now)
+
+    def _check_timers(self, now: float) -> None:
+        """Timers armed (or moved), fired (gone, or moved, once their deadline passed) and
+        cancelled (gone before it) since the last look."""
+        timers = self.conn.timers.pending()
+        before = self._timers
+        if timers == before:
+            return
+        for name, at in before.items():
+            if timers.get(name) != at:
+                action = "fired" if at <= now else "cancelled"
+                if action == "fired" or name not in timers:
                     self._emit(now, "timer", timer=name.lower(), action=action, at=round(at, 6))
-            self._timers = timers
+        for name, at in timers.items():
+            if before.get(name) != at:
+                self._emit(now, "timer", timer=name.lower(), action="armed", at=round(at, 6))
+        self._timers = timers
 
     def _check_counters(self, now: float) -> None:
         """Report every change of the loss counters since the last look, with its cause."""
