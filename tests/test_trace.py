@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -164,6 +165,12 @@ def test_summary_and_seq_plot_of_a_lossy_transfer_match_the_connection(tmp_path:
     assert summarize(client).data_retransmissions > 0, "3% loss over 250 segments must cost some"
     done = run(["trace", "summary", str(traces[0])], capture_output=True, text=True)
     assert done.returncode == 0 and "retransmissions:" in done.stdout, done.stderr
+    ladder = tmp_path / "lossy-ladder.svg"
+    assert run(["trace", "ladder", *map(str, traces), "-o", str(ladder)], capture_output=True).returncode == 0
+    texts = _svg_texts(ladder)
+    assert any(re.fullmatch(r"[\d,]+ data segments, [\d.]+ kB; [\d,]+ ACKs", text) for text in texts), texts
+    assert any(text.endswith("(lost)") for text in texts)
+    assert any("(retransmission: " in text for text in texts)
     for view in ("seq", "cwnd"):
         out = tmp_path / f"{view}.svg"
         done = run(["trace", view, str(traces[0]), "-o", str(out)], capture_output=True, text=True)

@@ -37,6 +37,7 @@ def _sides(data_segments: int = 1, lose_first_fin: bool = False) -> tuple[Side, 
     x, y = ISN_A, ISN_B
     send(a, b, "SYN", x, 0)
     send(b, a, "SYN|ACK", y, x + 1)
+    a.append({"t": t + 0.6, "cid": "c", "type": "state", "old": "SYN-SENT", "new": "ESTABLISHED"})
     send(a, b, "ACK", x + 1, y + 1)
     seq = x + 1
     for _ in range(data_segments):
@@ -44,6 +45,7 @@ def _sides(data_segments: int = 1, lose_first_fin: bool = False) -> tuple[Side, 
         seq += 100
     send(b, a, "ACK", y + 1, seq)
     u = seq
+    a.append({"t": t + 0.6, "cid": "c", "type": "state", "old": "ESTABLISHED", "new": "FIN-WAIT-1"})
     send(a, b, "ACK|FIN", u, y + 1, lost=lose_first_fin)
     if lose_first_fin:
         send(a, b, "ACK|FIN", u, y + 1, retransmission="rto")

@@ -3,8 +3,9 @@
 A on the left, B on the right, time running down; each side's states written beside its line
 as it enters them, the application's calls further out, and one slanted arrow per segment
 labelled as the textbook labels it (``labels``). A lost segment's arrow stops half way, at a
-cross; a retransmission is drawn red and says why it was sent. A run of plain data segments
-and their ACKs becomes one band ("1,432 data segments, 2.0 MB"), unless ``expand``. Time is
+cross; a retransmission is drawn red and says why it was sent. Many plain data segments and
+their ACKs become one band ("1,432 data segments, 2.0 MB"), unless ``expand``; losses and
+retransmissions among them stay arrows, drawn over the band. Time is
 evenly spaced (every event one step, the textbook's look) or to scale.
 
 The SVG keeps its text as text (``svg.fonttype: none``): searchable, and testable.
@@ -20,7 +21,7 @@ from udptcp.trace.labels import Namer
 from udptcp.trace.model import Arrow, Exchange
 
 COLLAPSE_MIN_SEGMENTS = 8
-"""A run of at least this many plain data segments and ACKs becomes one band."""
+"""At least this many plain data segments and ACKs between two states or calls become one band."""
 ROW_INCHES = 0.3
 WIDTH_INCHES = 10.0
 LOST_REACH = 0.55
@@ -88,31 +89,26 @@ def _marks(exchange: Exchange) -> list[tuple[float, str, str, str]]:
 
 
 def _items(exchange: Exchange, marks: list[tuple[float, str, str, str]], expand: bool) -> list[Arrow | _Band]:
-    """Arrows in send order, runs of plain ones gathered into bands (no state change inside)."""
+    """Arrows in send order; between two states or calls, the plain data segments and ACKs
+    become one band when there are many, and the others (losses, retransmissions, probes,
+    control segments) stay arrows, drawn over it."""
     if expand:
         return list(exchange.arrows)
     mark_times = sorted(m[0] for m in marks)
-    items: list[Arrow | _Band] = []
-    run: list[Arrow] = []
-
-    def flush() -> None:
-        if len(run) >= COLLAPSE_MIN_SEGMENTS:
-            items.append(_Band(list(run)))
-        else:
-            items.extend(run)
-        run.clear()
-
+    phases: list[list[Arrow]] = [[]]
     for arrow in exchange.arrows:
-        crosses_mark = bool(run) and any(run[0].sent < t <= arrow.sent for t in mark_times)
-        if _plain(arrow) and not crosses_mark:
-            run.append(arrow)
+        phase = phases[-1]
+        if phase and any(phase[-1].sent < t <= arrow.sent for t in mark_times):
+            phases.append(phase := [])
+        phase.append(arrow)
+    items: list[Arrow | _Band] = []
+    for phase in phases:
+        plain = [arrow for arrow in phase if _plain(arrow)]
+        if len(plain) >= COLLAPSE_MIN_SEGMENTS:
+            items.append(_Band(plain))
+            items.extend(arrow for arrow in phase if not _plain(arrow))
         else:
-            flush()
-            if _plain(arrow):
-                run.append(arrow)
-            else:
-                items.append(arrow)
-    flush()
+            items.extend(phase)
     return items
 
 
@@ -249,8 +245,8 @@ def _arrow(ax: Any, arrow: Arrow, label: str, y0: float, y1: float) -> None:
 
 def _band(ax: Any, band: _Band, y0: float, y1: float) -> None:
     ax.fill_between([0.0, 1.0], [y0, y0], [y1, y1], color="#9bbbd9", alpha=0.5, linewidth=0)
-    ax.text(0.5, (y0 + y1) / 2, band.describe(), ha="center", va="center", fontsize=9,
-            fontweight="bold", color="#1f4e79")
+    ax.text(0.5, y0 - 0.4, band.describe(), ha="center", va="top", fontsize=9, fontweight="bold",
+            color="#1f4e79", bbox={"boxstyle": "square,pad=0.15", "facecolor": "white", "edgecolor": "none"})
 
 
 def _two_msl(ax: Any, side: str, y0: float, y1: float) -> None:
