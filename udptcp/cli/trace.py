@@ -20,7 +20,8 @@ from udptcp.trace.summary import render, summarize
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The four subcommands and their options."""
-    sub = parser.add_subparsers(dest="view", metavar="VIEW", required=True)
+    sub = parser.add_subparsers(dest="view", metavar="VIEW", required=True,
+                                help="ladder, seq, cwnd or summary")
     p = sub.add_parser("ladder", help="the textbook ladder diagram of a connection (SVG, PNG, PDF)")
     p.add_argument("traces", nargs="+", metavar="TRACE", help="one or both ends' trace files")
     p.add_argument("-o", "--output", default="ladder.svg", help="the picture (default ladder.svg)")
