@@ -64,11 +64,27 @@ def test_the_pcap_holds_every_datagram_as_a_udp_ipv4_packet(tmp_path: Path) -> N
             event["seq"], event["ack"], event["win"], event["len"])
 
 
-def test_ipv6_and_ethernet_packets() -> None:
-    packet = udp_packet(("::1", 1000), ("::1", 2000), b"abc")
-    assert packet[0] >> 4 == 6 and len(packet) == 40 + 8 + 3
-    assert struct.unpack_from("!HHH", packet, 40) == (1000, 2000, 11)
-    assert LINKTYPE_ETHERNET == 1
+def _fold(data: bytes) -> int:
+    """RFC 1071 the slow way, word by word."""
+    if len(data) % 2:
+        data += b"\0"
+    total: int = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return total
+
+
+@pytest.mark.parametrize("payload", [b"", b"abc", bytes(range(256)) * 234, b"\xff" * 64])
+def test_udp_checksums_hold_over_ipv4_and_ipv6(payload: bytes) -> None:
+    packet = udp_packet(("127.0.0.1", 1000), ("127.0.0.2", 2000), payload)
+    assert packet[0] >> 4 == 4 and _fold(packet[:20]) == 0xFFFF
+    pseudo = packet[12:20] + struct.pack("!BBH", 0, 17, 8 + len(payload))
+    assert _fold(pseudo + packet[20:]) == 0xFFFF
+    packet = udp_packet(("::1", 1000), ("::1", 2000), payload)
+    assert packet[0] >> 4 == 6 and len(packet) == 40 + 8 + len(payload)
+    assert struct.unpack_from("!HHH", packet, 40) == (1000, 2000, 8 + len(payload))
+    pseudo = packet[8:40] + struct.pack("!IxxxB", 8 + len(payload), 17)
+    assert _fold(pseudo + packet[40:]) == 0xFFFF
 
 
 @pytest.mark.process

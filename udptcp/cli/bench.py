@@ -119,7 +119,20 @@ def _start_server_process(args: argparse.Namespace) -> subprocess.Popen[bytes]:
         argv += ["--msl", str(args.msl)]
     for option in args.option:
         argv += ["-o", option]
+    if args.trace is not None:
+        argv += ["--trace", _server_side(args.trace)]
+    if args.pcap is not None:
+        argv += ["--pcap", _server_side(args.pcap)]
     return subprocess.Popen(argv, stdout=subprocess.PIPE)
+
+
+def _server_side(path: str) -> str:
+    """Where the server process traces (or captures): the same directory, or a file of its own
+    beside the client's (two processes appending to one file would interleave their lines)."""
+    if path.endswith(os.sep) or os.path.isdir(path):
+        return path
+    stem, suffix = os.path.splitext(path)
+    return f"{stem}-server{suffix}"
 
 
 def _start_relay_process(args: argparse.Namespace, port: int) -> subprocess.Popen[bytes]:

@@ -40,12 +40,14 @@ _open_writers: dict[Path, PcapWriter] = {}
 
 
 def _ones_complement_sum(data: bytes) -> int:
+    """RFC 1071's sum of 16-bit words in network order, folded to 16 bits. As 2**16 = 1 modulo
+    2**16 - 1, it is the number the octets spell, modulo 0xFFFF (a big-int remainder, in C),
+    except that a non-zero sum that folds to a multiple of 0xFFFF reads 0xFFFF."""
     if len(data) % 2:
         data += b"\0"
-    total: int = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return total
+    number = int.from_bytes(data, "big")
+    total = number % 0xFFFF
+    return 0xFFFF if total == 0 and number else total
 
 
 def _checksum(data: bytes) -> int:
