@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from procs import run, server
 
-from udptcp.trace.pcap import LINKTYPE_ETHERNET, LINKTYPE_RAW, udp_packet
+from udptcp.trace.pcap import LINKTYPE_ETHERNET, LINKTYPE_RAW, pcap_for, udp_packet
 from udptcp.trace.schema import read_events
-from udptcp.wire import Segment
+from udptcp.wire import Flags, Segment
 
 DISSECTOR = Path(__file__).parent.parent / "contrib" / "wireshark" / "udptcp.lua"
 FIELDS = ("udptcp.flags.str", "udptcp.seq", "udptcp.ack", "udptcp.window", "udptcp.len",
@@ -110,3 +110,33 @@ def test_the_wireshark_dissector_reads_what_udptcp_sent(tmp_path: Path) -> None:
         ts = event.get("ts")
         assert tsval == (str(ts[0]) if isinstance(ts, list) else "")
         assert mss == str(event.get("mss", ""))
+    flow = subprocess.run(["tshark", "-r", str(pcap), "-X", f"lua_script:{DISSECTOR}", "-q",
+                           "-z", "flow,any,network"], capture_output=True, text=True, timeout=60, check=False)
+    assert flow.returncode == 0
+    assert sum(1 for line in flow.stdout.splitlines() if "udptcp: " in line) == len(segments)
+
+
+@pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark is not installed (apt-get install tshark)")
+def test_the_dissector_flags_a_bad_checksum_and_reads_sack_blocks(tmp_path: Path) -> None:
+    pcap = pcap_for(str(tmp_path / "made.pcap"), "raw")
+    a, b = ("127.0.0.1", 4000), ("127.0.0.1", 5000)
+    syn = Segment(flags=Flags.SYN, seq=7, ack=0, window=1000, mss=1380, sack_permitted=True)
+    pcap.record(a, b, syn.encode())
+    sack = Segment(flags=Flags.ACK, seq=8, ack=100, window=900, sack=((200, 300), (400, 500)),
+                   timestamps=(11, 22)).encode()
+    pcap.record(a, b, sack)
+    damaged = bytearray(Segment(flags=Flags.ACK, seq=8, ack=100, window=900, payload=b"data").encode())
+    damaged[-1] ^= 1
+    pcap.record(a, b, bytes(damaged))
+    pcap.release()
+    done = subprocess.run(
+        ["tshark", "-r", str(pcap.path), "-X", f"lua_script:{DISSECTOR}", "-T", "fields",
+         "-E", "occurrence=a", "-e", "udptcp.checksum.status", "-e", "udptcp.options.sack_le",
+         "-e", "udptcp.options.sack_re", "-e", "udptcp.options.tsval", "-e", "udptcp.options.sack_perm"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    rows = [line.split("\t") for line in done.stdout.splitlines()]
+    assert rows[0][0] == "Good" and rows[0][4] in ("1", "True")  # tshark versions print bools so
+    assert rows[1] == ["Good", "200,400", "300,500", "11", ""]
+    assert rows[2][0] == "Bad"

@@ -11,8 +11,9 @@
 --  16: CRC-32 over octets 0..15 and everything after octet 19 (options and payload)
 --  20: options, TCP's encoding: EOL 0, NOP 1, MSS 2, SACK-permitted 4, SACK 5, timestamps 8,
 --      MTU-probe-permitted 40, MTU probe 41, MTU probe ACK 42
--- UDP datagrams are recognised by a heuristic (version 1 and a sane header length) and the
--- rest of their conversation follows, so Statistics > Flow Graph shows each connection.
+-- UDP datagrams are recognised by a heuristic (version 1, a sane header length, a valid
+-- CRC-32) and the rest of their conversation follows, so Statistics > Flow Graph shows each
+-- connection. Decode As... > udptcp works too, for a port of your choice.
 
 local udptcp = Proto("udptcp", "udptcp (TCP-like stream over UDP)")
 
@@ -188,7 +189,10 @@ function udptcp.dissector(tvb, pinfo, tree)
 end
 
 local function heuristic(tvb, pinfo, tree)
-    if not looks_like_udptcp(tvb) then return false end
+    -- Claim a conversation only on a datagram whose CRC-32 holds: other UDP traffic whose
+    -- first octet happens to be 1 is left alone. Once claimed, every datagram of the
+    -- conversation comes here, a corrupted one included (shown with a bad checksum).
+    if not looks_like_udptcp(tvb) or crc32(tvb) ~= tvb(16, 4):uint() then return false end
     udptcp.dissector(tvb, pinfo, tree)
     pinfo.conversation = udptcp  -- the rest of this conversation is udptcp too (flow graph)
     return true
