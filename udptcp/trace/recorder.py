@@ -178,7 +178,7 @@ class ConnectionTracer:
         flags: str = fields["flags"]
         if "SYN" in flags:
             if self._syn_sent:
-                return "handshake_timeout"
+                return "handshake"
             self._syn_sent = True
             return None
         if "RST" in flags or "mtu_probe" in fields:

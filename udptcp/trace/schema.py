@@ -89,6 +89,11 @@ def check_event(event: object, where: str) -> dict[str, Any]:
                 f"{where}: trace schema version {event.get('version')!r}; this udptcp reads "
                 f"version {SCHEMA_VERSION}"
             )
+        iss = event.get("iss")
+        if isinstance(iss, bool) or not isinstance(iss, int) or not 0 <= iss < 1 << 32:
+            raise TraceError(f"{where}: connection field 'iss' must be a 32-bit sequence number, got {iss!r}")
+        if event.get("role") not in ("client", "server"):
+            raise TraceError(f"{where}: connection field 'role' must be 'client' or 'server'")
     elif kind == "segment" and "malformed" not in event:
         for name in ("seq", "ack", "win", "len"):
             value = event.get(name)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from udptcp.trace.model import Side
 
-RETRANSMISSION_CAUSES = ("rto", "rack", "tlp", "fast_retransmit", "handshake_timeout", "unknown")
+RETRANSMISSION_CAUSES = ("rto", "rack", "tlp", "fast_retransmit", "handshake", "unknown")
 LIMITS = ("cwnd", "rwnd", "pacing", "application", "socket", "cpu")
 
 
@@ -39,7 +39,7 @@ class Summary:
     @property
     def data_retransmissions(self) -> int:
         """Retransmitted segments of data or FIN (the connection counts these)."""
-        return sum(n for cause, n in self.retransmissions.items() if cause != "handshake_timeout")
+        return sum(n for cause, n in self.retransmissions.items() if cause != "handshake")
 
 
 def summarize(side: Side) -> Summary:
