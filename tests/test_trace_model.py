@@ -104,3 +104,12 @@ def test_a_run_of_data_becomes_one_band_unless_expanded() -> None:
     assert len(bands) == 1
     assert bands[0].describe() == f"{COLLAPSE_MIN_SEGMENTS + 5} data segments, 1.3 kB; 2 ACKs"
     assert len(_items(exchange, marks, expand=True)) == len(exchange.arrows)
+
+
+def test_one_end_alone_draws_the_peer_from_what_arrived() -> None:
+    a, _b = _sides()
+    exchange = build(a, None)
+    senders = [arrow.sender for arrow in exchange.arrows]
+    assert senders == ["A", "B", "A", "A", "B", "A", "B", "B", "A"]
+    assert all(arrow.estimated and not arrow.lost for arrow in exchange.arrows)
+    assert Namer(exchange).label(exchange.arrows[1]) == "SYN=1, ACK=1, seq=y, ack=x+1"
