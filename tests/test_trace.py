@@ -218,3 +218,6 @@ def test_a_trace_rotates_at_its_limit_and_reads_back_whole(tmp_path: Path) -> No
     events = read_events(path)
     assert events[-1]["n"] == 99
     assert any(e["type"] == "rotated" for e in events)
+    (tmp_path / "t.jsonl.1").unlink()  # the newer part alone still names its connection
+    (side,) = load_sides([path])
+    assert side.iss == 1 and side.events[-1]["n"] == 99

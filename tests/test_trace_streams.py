@@ -77,6 +77,23 @@ async def test_untraced_connections_have_no_tracer(monkeypatch: pytest.MonkeyPat
         await server.wait_closed()
 
 
+async def test_an_unwritable_trace_is_dropped_and_the_connection_goes_on(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    options = {"trace": str(blocker / "t.jsonl"), "pcap": str(blocker / "t.pcap"), "msl_s": 0.05}  # no dir
+    server = await udptcp.start_server(_echo, "127.0.0.1", 0, **options)  # type: ignore[arg-type]
+    try:
+        port = server.sockets[0].getsockname()[1]
+        reader, writer = await udptcp.open_connection("127.0.0.1", port, **options)  # type: ignore[arg-type]
+        writer.write(PAYLOAD)
+        writer.write_eof()
+        assert await asyncio.wait_for(reader.read(), WAIT_S) == PAYLOAD
+        writer.close()
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
 def test_bad_trace_options_are_refused() -> None:
     with pytest.raises(ValueError, match="pcap_linktype must be one of raw, ethernet"):
         udptcp.Config(pcap_linktype="wifi")

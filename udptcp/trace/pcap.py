@@ -16,6 +16,8 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
+from udptcp.log import get_logger
+
 PCAP_MAGIC = 0xA1B2C3D4
 """The classic pcap magic number: microsecond timestamps."""
 SNAPLEN_BYTES = 65535 + 60
@@ -86,10 +88,22 @@ class PcapWriter:
         self.path = path
         self.linktype = LINKTYPES[linktype]
         self.users = 0
+        self.failed = False
         self._file: IO[bytes] | None = None
 
     def record(self, src: tuple[Any, ...], dst: tuple[Any, ...], datagram: bytes | memoryview) -> None:
-        """Append the packet that carried ``datagram`` from ``src`` to ``dst``, stamped now."""
+        """Append the packet that carried ``datagram`` from ``src`` to ``dst``, stamped now.
+        A file that cannot be written is reported once and the capture dropped."""
+        if self.failed:
+            return
+        try:
+            self._record(src, dst, datagram)
+        except OSError as exc:
+            self.failed = True
+            get_logger().warning("cannot write the pcap file; capturing stops", path=str(self.path),
+                                 error=exc.strerror or str(exc))
+
+    def _record(self, src: tuple[Any, ...], dst: tuple[Any, ...], datagram: bytes | memoryview) -> None:
         file = self._file
         if file is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -106,8 +120,11 @@ class PcapWriter:
 
     def flush(self) -> None:
         """Push what is buffered to the file."""
-        if self._file is not None:
-            self._file.flush()
+        if self._file is not None and not self.failed:
+            try:
+                self._file.flush()
+            except OSError:
+                self.failed = True
 
     def release(self) -> None:
         """A connection is done with this file: push its records out. The file stays open for

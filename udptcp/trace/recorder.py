@@ -288,6 +288,7 @@ class ConnectionTracer:
         self._closed = True
         if self.sink is not None:
             self._emit(now, "stats", **self.conn.stats.as_dict())
+            self.sink.forget(self.cid)
             self.sink.flush()
             self.sink.release()
         if self.pcap is not None:
