@@ -25,6 +25,8 @@ PCAP_ENV = "UDPTCP_PCAP"
 """The environment variable that turns the pcap capture on likewise."""
 
 _open_sinks: dict[Path, TraceSink] = {}
+_encode = json.JSONEncoder(separators=(",", ":")).encode
+"""One compact encoder for every line (``json.dumps`` with options builds one per call)."""
 
 
 class TraceSink:
@@ -46,7 +48,7 @@ class TraceSink:
             return
         if event["type"] == "connection":
             self._headers[event["cid"]] = event
-        line = json.dumps(event, separators=(",", ":")) + "\n"
+        line = _encode(event) + "\n"
         try:
             file = self._file
             if file is None:
@@ -75,8 +77,8 @@ class TraceSink:
         self._file.close()
         os.replace(self.path, self.path.with_name(self.path.name + ROTATED_SUFFIX))
         file = self._file = self.path.open("w", encoding="utf-8")
-        lines = [json.dumps({"t": event["t"], "cid": event["cid"], "type": "rotated"}) + "\n"]
-        lines += [json.dumps(header, separators=(",", ":")) + "\n" for header in self._headers.values()]
+        lines = [_encode({"t": event["t"], "cid": event["cid"], "type": "rotated"}) + "\n"]
+        lines += [_encode(header) + "\n" for header in self._headers.values()]
         file.writelines(lines)
         self._size = sum(map(len, lines))
         return file
