@@ -15,7 +15,7 @@ from __future__ import annotations
 import enum
 import struct
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 try:  # zlib-ng's CRC-32 is the same checksum, computed with SIMD: 5x (1.4 KB) to 25x (64 KB) faster
     from zlib_ng.zlib_ng import crc32
@@ -44,54 +44,54 @@ __all__ = [
     "encode_timestamps_option",
 ]
 
-VERSION = 1
+VERSION: Final = 1
 """The protocol version carried in the first octet; a datagram with another version is malformed."""
 
-_PREFIX = struct.Struct("!BBHIII")  # version, header words, flags, seq, ack, window
-_CHECKSUM = struct.Struct("!I")
-_U16 = struct.Struct("!H")
-_U32 = struct.Struct("!I")
-_TIMESTAMPS = struct.Struct("!II")
-_SACK_BLOCK = struct.Struct("!II")
+_PREFIX: Final = struct.Struct("!BBHIII")  # version, header words, flags, seq, ack, window
+_CHECKSUM: Final = struct.Struct("!I")
+_U16: Final = struct.Struct("!H")
+_U32: Final = struct.Struct("!I")
+_TIMESTAMPS: Final = struct.Struct("!II")
+_SACK_BLOCK: Final = struct.Struct("!II")
 
-HEADER_LEN = 20
+HEADER_LEN: Final = 20
 """Octets in the fixed header, before any options."""
-MAX_OPTIONS_LEN = 255 * 4 - HEADER_LEN
+MAX_OPTIONS_LEN: Final = 255 * 4 - HEADER_LEN
 """The header length field counts 32-bit words in one octet, so options fit in 1000 octets."""
 
-_SEQ_MASK = 0xFFFFFFFF
-_CRC_OFFSET = 16
+_SEQ_MASK: Final = 0xFFFFFFFF
+_CRC_OFFSET: Final = 16
 
-OPT_EOL = 0
-OPT_NOP = 1
-OPT_MSS = 2
-OPT_SACK_PERMITTED = 4
-OPT_SACK = 5
-OPT_TIMESTAMPS = 8
-OPT_MTU_PROBE_PERMITTED = 40
+OPT_EOL: Final = 0
+OPT_NOP: Final = 1
+OPT_MSS: Final = 2
+OPT_SACK_PERMITTED: Final = 4
+OPT_SACK: Final = 5
+OPT_TIMESTAMPS: Final = 8
+OPT_MTU_PROBE_PERMITTED: Final = 40
 """In a SYN: this end answers path-MTU probes (so the peer may send them)."""
-OPT_MTU_PROBE = 41
+OPT_MTU_PROBE: Final = 41
 """Marks a path-MTU probe (RFC 8899 style): its payload is padding, not stream data, and it
 takes no sequence space; the 4-octet value identifies it. Sent only to a peer that permitted it."""
-OPT_MTU_PROBE_ACK = 42
+OPT_MTU_PROBE_ACK: Final = 42
 """In an ACK: the probe with this identifier arrived."""
 
-MAX_SACK_BLOCKS = 4
+MAX_SACK_BLOCKS: Final = 4
 """Blocks we put in one SACK option (RFC 2018 allows as many as fit; four is TCP's usual cap)."""
 
-MAX_SACK_BLOCKS_IN_OPTION = (255 - 2) // 8
+MAX_SACK_BLOCKS_IN_OPTION: Final = (255 - 2) // 8
 """The option's one-octet length field limits a SACK option to 31 blocks."""
 
-_ALIGNED_TIMESTAMPS = bytes((OPT_NOP, OPT_NOP, OPT_TIMESTAMPS, 10))
-_ALIGNED_TIMESTAMPS_OPTION = struct.Struct("!BBBBII")  # NOP, NOP, kind, length, TSval, TSecr
-_SACK_OPTION_PREFIX = bytes((OPT_NOP, OPT_NOP, OPT_SACK))
-_MTU_PROBE_OPTION = struct.Struct("!BBBBI")  # NOP, NOP, kind, length, identifier
+_ALIGNED_TIMESTAMPS: Final = bytes((OPT_NOP, OPT_NOP, OPT_TIMESTAMPS, 10))
+_ALIGNED_TIMESTAMPS_OPTION: Final = struct.Struct("!BBBBII")  # NOP, NOP, kind, length, TSval, TSecr
+_SACK_OPTION_PREFIX: Final = bytes((OPT_NOP, OPT_NOP, OPT_SACK))
+_MTU_PROBE_OPTION: Final = struct.Struct("!BBBBI")  # NOP, NOP, kind, length, identifier
 
-FIN = 0x01
-SYN = 0x02
-RST = 0x04
-PSH = 0x08
-ACK = 0x10
+FIN: Final = 0x01
+SYN: Final = 0x02
+RST: Final = 0x04
+PSH: Final = 0x08
+ACK: Final = 0x10
 """The control bits as plain ints, at TCP's bit positions. The per-segment code tests them with
 ``flags & ACK``; :class:`Flags` is the same bits as an ``IntFlag`` for everything else (an
 ``IntFlag`` operation builds a new member in Python code, which the hot path cannot afford)."""
@@ -123,7 +123,7 @@ class Options(NamedTuple):
     mtu_probe_ack: int | None = None
 
 
-NO_OPTIONS = Options()
+NO_OPTIONS: Final = Options()
 
 
 class Segment(NamedTuple):

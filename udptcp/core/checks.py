@@ -9,6 +9,8 @@ reads explicitly, so it can be tested alone and the connection only strings them
 
 from __future__ import annotations
 
+from typing import Final
+
 from udptcp.core.negotiated import Negotiated
 from udptcp.core.receiver import Receiver
 from udptcp.core.sender import AckOutcome
@@ -16,11 +18,11 @@ from udptcp.core.seqnum import SEQ_MASK, seq_ge, seq_gt, unwrap
 from udptcp.core.stats import ConnectionStats
 from udptcp.wire import ACK, FIN, RST, SYN, MalformedSegment, decode_datagram, encode_datagram
 
-PAWS_IDLE_S = 1000.0
+PAWS_IDLE_S: Final = 1000.0
 """After this long without a segment, TS.Recent is too old to reject anything with (RFC 7323 5.5)."""
-TS_TICK_S = 1e-6
+TS_TICK_S: Final = 1e-6
 """Our timestamp clock's resolution."""
-CHALLENGE_ACKS_PER_S = 10
+CHALLENGE_ACKS_PER_S: Final = 10
 """RFC 5961 7: challenge ACKs are rate limited, per connection here."""
 
 

@@ -17,7 +17,7 @@ state changes.
 from __future__ import annotations
 
 from collections import deque
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from udptcp.core import congestion
 from udptcp.core.acks import AckHandler
@@ -69,7 +69,7 @@ from udptcp.wire import ACK, FIN, RST, SYN, MalformedSegment, Options, decode_se
 if TYPE_CHECKING:
     from udptcp.config import Config
 
-INCARNATION_GAP = (1 << 16) + 2
+INCARNATION_GAP: Final = (1 << 16) + 2
 """How far beyond the old incarnation's last sequence number a new one starts (as Linux)."""
 
 S = State

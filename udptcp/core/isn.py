@@ -9,12 +9,13 @@ are passed in, so this stays free of I/O and randomness of its own.
 from __future__ import annotations
 
 import hashlib
+from typing import Final
 
 from udptcp.core.seqnum import SEQ_MASK
 
-ISN_TICKS_PER_S = 250_000
+ISN_TICKS_PER_S: Final = 250_000
 """RFC 6528: the clock component advances every 4 microseconds."""
-SECRET_BYTES = 16
+SECRET_BYTES: Final = 16
 
 
 def isn_for(secret: bytes, local: object, remote: object, now: float) -> int:

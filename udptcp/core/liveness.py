@@ -10,7 +10,7 @@ it returns a :class:`Verdict` and the connection acts on it (a probe, or giving 
 from __future__ import annotations
 
 import enum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from udptcp.core.stats import ConnectionStats
 from udptcp.core.timers import Timer, Timers
@@ -18,7 +18,7 @@ from udptcp.core.timers import Timer, Timers
 if TYPE_CHECKING:
     from udptcp.config import Config
 
-MAX_PERSIST_BACKOFF_SHIFT = 16
+MAX_PERSIST_BACKOFF_SHIFT: Final = 16
 """The persist interval doubles per unanswered probe, up to rto_max_s (and this many doublings)."""
 
 

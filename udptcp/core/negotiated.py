@@ -8,14 +8,16 @@ fields of the connection.
 
 from __future__ import annotations
 
+from typing import Final
+
 from udptcp.core.seqnum import SEQ_MASK, seq_diff
 
-MIN_MSS = 64
+MIN_MSS: Final = 64
 """The smallest segment size we send or accept: a peer announcing less is taken at this, so
 that no peer can make us send a flood of tiny segments."""
-DEFAULT_PEER_MSS = 536
+DEFAULT_PEER_MSS: Final = 536
 """RFC 9293 3.7.1: the send MSS when the peer's SYN carries no MSS option."""
-TS_TICKS_PER_S = 1_000_000
+TS_TICKS_PER_S: Final = 1_000_000
 """Our timestamp clock ticks in microseconds (RFC 7323 allows 1 ms to 1 s; finer is fine)."""
 
 

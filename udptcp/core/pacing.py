@@ -8,10 +8,12 @@ granularity rather than by the rate.
 
 from __future__ import annotations
 
-BURST_S = 0.002
-MIN_BURST_SEGMENTS = 2
-INFINITE_TOKENS = float("inf")
-PACING_SLACK_BYTES = 1.0
+from typing import Final
+
+BURST_S: Final = 0.002
+MIN_BURST_SEGMENTS: Final = 2
+INFINITE_TOKENS: Final = float("inf")
+PACING_SLACK_BYTES: Final = 1.0
 """A shortfall of less than an octet is float rounding, not pacing: waiting for it could mean
 a release time that the clock cannot tell from now, and a timer that fires for ever."""
 

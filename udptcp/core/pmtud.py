@@ -20,6 +20,8 @@ segment leaves ``SEGMENT_OVERHEAD_BYTES`` of its datagram for the header and opt
 
 from __future__ import annotations
 
+from typing import Final
+
 from udptcp.core.congestion.base import CongestionControl
 from udptcp.core.negotiated import Negotiated
 from udptcp.core.pacing import Pacer
@@ -27,24 +29,24 @@ from udptcp.core.sender import Sender
 from udptcp.core.timers import Timer, Timers
 from udptcp.wire import HEADER_LEN
 
-MAX_DATAGRAM_BYTES = 65507
+MAX_DATAGRAM_BYTES: Final = 65507
 """The largest UDP payload over IPv4 (65535 less the IPv4 and UDP headers)."""
-OPTION_ROOM_BYTES = 40
+OPTION_ROOM_BYTES: Final = 40
 """Header option octets a data segment may carry (timestamps and up to three SACK blocks)."""
-SEGMENT_OVERHEAD_BYTES = HEADER_LEN + OPTION_ROOM_BYTES
-BASE_DATAGRAM_BYTES = 1232
+SEGMENT_OVERHEAD_BYTES: Final = HEADER_LEN + OPTION_ROOM_BYTES
+BASE_DATAGRAM_BYTES: Final = 1232
 """IPv6's minimum link MTU (1280) less the IPv6 and UDP headers: every path carries it."""
-START_DATAGRAM_BYTES = 1440
+START_DATAGRAM_BYTES: Final = 1440
 """Fits a 1500-octet path over IPv6 (40 + 8 + 1440 = 1488) and so over IPv4 too."""
-CANDIDATE_DATAGRAM_BYTES = (MAX_DATAGRAM_BYTES, 8952)
+CANDIDATE_DATAGRAM_BYTES: Final = (MAX_DATAGRAM_BYTES, 8952)
 """Probed from the largest down: a loopback interface's size, then a 9000-octet jumbo frame's."""
-MAX_PROBES = 3
+MAX_PROBES: Final = 3
 """Transmissions of one probe size before it is ruled out (RFC 8899's MAX_PROBES)."""
-RAISE_INTERVAL_S = 600.0
+RAISE_INTERVAL_S: Final = 600.0
 """After a search, how long until a larger size is tried again (RFC 8899's RAISE_TIMER)."""
-BLACK_HOLE_TIMEOUTS = 2
+BLACK_HOLE_TIMEOUTS: Final = 2
 """Consecutive retransmission timeouts of full-size segments that mean a black hole."""
-PROBE_TIMEOUT_MIN_S = 0.2
+PROBE_TIMEOUT_MIN_S: Final = 0.2
 """A probe is answered at once; this floor keeps a first-RTT probe from timing out on jitter."""
 
 

@@ -10,13 +10,14 @@ it was allowed to send; all held data therefore fits in ``buffer_bytes``.
 from __future__ import annotations
 
 from bisect import bisect_right, insort
+from typing import Final
 
 from udptcp.core.rangeset import RangeSet
 from udptcp.core.seqnum import seq_ge
 from udptcp.core.timers import Timer, Timers
 
-MAX_RECENT_BLOCKS = 4
-MIN_OOO_PIECES = 1024
+MAX_RECENT_BLOCKS: Final = 4
+MIN_OOO_PIECES: Final = 1024
 """Out-of-order pieces always allowed; beyond ``max(this, 2 * window / mss)`` new ones are
 dropped (the sender retransmits them), so that a peer cutting its data into one-octet
 segments cannot make the window's worth of them cost a hundred times its size in memory."""

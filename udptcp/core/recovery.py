@@ -16,6 +16,8 @@ controller, in that order.
 
 from __future__ import annotations
 
+from typing import Final
+
 from udptcp.core.checks import rtt_sample
 from udptcp.core.congestion.base import CongestionControl
 from udptcp.core.rtt import RttEstimator
@@ -24,9 +26,9 @@ from udptcp.core.seqnum import seq_lt
 from udptcp.core.stats import ConnectionStats
 from udptcp.core.timers import Timer, Timers
 
-DUP_THRESH = 3
-REO_WND_PERSIST_ROUNDS = 16
-TLP_MIN_S = 0.01
+DUP_THRESH: Final = 3
+REO_WND_PERSIST_ROUNDS: Final = 16
+TLP_MIN_S: Final = 0.01
 """Floor of the probe timeout: timers finer than this are not kept by the drivers anyway."""
 
 

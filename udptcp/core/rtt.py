@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-CLOCK_GRANULARITY_S = 0.001
+from typing import Final
+
+CLOCK_GRANULARITY_S: Final = 0.001
 """G of RFC 6298: the coarsest timer the drivers promise (uvloop's timers tick in ms)."""
-RTO_AFTER_LOST_SYN_S = 3.0
+RTO_AFTER_LOST_SYN_S: Final = 3.0
 """RFC 6298 5.7: the RTO once data flows, if the handshake itself needed a retransmission."""
 
 

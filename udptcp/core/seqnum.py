@@ -7,9 +7,11 @@ nearby known number. The serial comparisons (RFC 1982) are here for code that ha
 32-bit values, such as the relay and the tests.
 """
 
-SEQ_MOD = 1 << 32
-SEQ_MASK = SEQ_MOD - 1
-_HALF = 1 << 31
+from typing import Final
+
+SEQ_MOD: Final = 1 << 32
+SEQ_MASK: Final = SEQ_MOD - 1
+_HALF: Final = 1 << 31
 
 
 def unwrap(value: int, near: int) -> int:

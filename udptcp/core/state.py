@@ -12,6 +12,7 @@ defined once, here.
 from __future__ import annotations
 
 import enum
+from typing import Final
 
 
 class State(enum.Enum):
@@ -61,13 +62,13 @@ C = Cause
 
 # -- the tables: for each input, the state it leads to from each state where it does --------
 
-ON_OPEN: dict[tuple[State, Cause], State] = {
+ON_OPEN: Final[dict[tuple[State, Cause], State]] = {
     (S.CLOSED, C.PASSIVE_OPEN): S.LISTEN,
     (S.CLOSED, C.ACTIVE_OPEN): S.SYN_SENT,
 }
 """The application's OPEN calls."""
 
-ON_HANDSHAKE: dict[tuple[State, Cause], State] = {
+ON_HANDSHAKE: Final[dict[tuple[State, Cause], State]] = {
     (S.LISTEN, C.RCV_SYN): S.SYN_RCVD,
     (S.SYN_SENT, C.RCV_SYN_ACK): S.ESTABLISHED,
     (S.SYN_SENT, C.RCV_SYN): S.SYN_RCVD,  # simultaneous open
@@ -76,7 +77,7 @@ ON_HANDSHAKE: dict[tuple[State, Cause], State] = {
 }
 """Segments of the three-way handshake (Figure 5, upper half)."""
 
-ON_CLOSE: dict[State, State] = {
+ON_CLOSE: Final[dict[State, State]] = {
     S.LISTEN: S.CLOSED,
     S.SYN_SENT: S.CLOSED,
     S.SYN_RCVD: S.FIN_WAIT_1,
@@ -85,30 +86,30 @@ ON_CLOSE: dict[State, State] = {
 }
 """The application's CLOSE (RFC 9293 3.10.4): no more data from this side."""
 
-ON_FIN: dict[State, State] = {
+ON_FIN: Final[dict[State, State]] = {
     S.ESTABLISHED: S.CLOSE_WAIT,
     S.FIN_WAIT_1: S.CLOSING,  # simultaneous close
     S.FIN_WAIT_2: S.TIME_WAIT,
 }
 """The peer's FIN, once every octet before it has arrived (RFC 9293 3.10.7.4, eighth step)."""
 
-ON_FIN_ACKED: dict[State, State] = {
+ON_FIN_ACKED: Final[dict[State, State]] = {
     S.FIN_WAIT_1: S.FIN_WAIT_2,
     S.CLOSING: S.TIME_WAIT,
     S.LAST_ACK: S.CLOSED,
 }
 """An ACK that covers our FIN (RFC 9293 3.10.7.4, fifth step)."""
 
-ON_TIMEOUT: dict[State, Cause] = {
+ON_TIMEOUT: Final[dict[State, Cause]] = {
     S.TIME_WAIT: C.TIME_WAIT_TIMEOUT,
     S.FIN_WAIT_2: C.FIN_WAIT_2_TIMEOUT,
 }
 """Which input the one closing timer is, by the state that armed it (both lead to CLOSED)."""
 
-FAILURES = (C.ABORT, C.RCV_RST, C.RETRIES_EXHAUSTED, C.USER_TIMEOUT)
+FAILURES: Final = (C.ABORT, C.RCV_RST, C.RETRIES_EXHAUSTED, C.USER_TIMEOUT)
 """Inputs that end a connection abnormally: from every state where they apply, to CLOSED."""
 
-ON_FAILURE: dict[tuple[State, Cause], State] = {
+ON_FAILURE: Final[dict[tuple[State, Cause], State]] = {
     **{(state, C.ABORT): S.CLOSED for state in (S.LISTEN, S.SYN_SENT, S.SYN_RCVD, S.TIME_WAIT)},
     (S.SYN_SENT, C.RCV_RST): S.CLOSED,  # refused
     (S.SYN_SENT, C.RETRIES_EXHAUSTED): S.CLOSED,  # no answer to the SYNs
@@ -124,7 +125,7 @@ ON_FAILURE: dict[tuple[State, Cause], State] = {
 }
 """Aborts, resets and exhausted retries."""
 
-BACK_TO_LISTEN: dict[tuple[State, Cause], State] = {
+BACK_TO_LISTEN: Final[dict[tuple[State, Cause], State]] = {
     (S.SYN_RCVD, C.RCV_RST): S.LISTEN,
     (S.SYN_RCVD, C.RCV_SYN): S.LISTEN,
     (S.SYN_RCVD, C.RETRIES_EXHAUSTED): S.LISTEN,
@@ -132,7 +133,7 @@ BACK_TO_LISTEN: dict[tuple[State, Cause], State] = {
 """A half-open connection that came from LISTEN goes back there (RFC 9293 3.10.7.4: "return
 this connection to the LISTEN state"); these take precedence over the tables above for it."""
 
-TRANSITIONS: dict[tuple[State, Cause], State] = {
+TRANSITIONS: Final[dict[tuple[State, Cause], State]] = {
     **ON_OPEN,
     **ON_HANDSHAKE,
     **{(state, C.CLOSE): new for state, new in ON_CLOSE.items()},
@@ -143,7 +144,7 @@ TRANSITIONS: dict[tuple[State, Cause], State] = {
 }
 """Every edge for a connection opened actively (or a listener's own CLOSED/LISTEN edges)."""
 
-EDGES: frozenset[tuple[State, Cause, State]] = frozenset(
+EDGES: Final[frozenset[tuple[State, Cause, State]]] = frozenset(
     [(old, cause, new) for (old, cause), new in TRANSITIONS.items()]
     + [(old, cause, new) for (old, cause), new in BACK_TO_LISTEN.items()]
 )
@@ -165,46 +166,46 @@ def next_state(state: State, cause: Cause, *, passive: bool) -> State | None:
 
 # -- the named sets of states ----------------------------------------------------------------
 
-AWAITING_SYN = frozenset({S.LISTEN, S.SYN_SENT})
+AWAITING_SYN: Final = frozenset({S.LISTEN, S.SYN_SENT})
 """States in which the peer's SYN has not arrived: the options of a segment are still an offer."""
 
-HANDSHAKING = frozenset({S.SYN_SENT, S.SYN_RCVD})
+HANDSHAKING: Final = frozenset({S.SYN_SENT, S.SYN_RCVD})
 """States in which our SYN (or SYN-ACK) is sent and retransmitted until acknowledged."""
 
-SYNCHRONIZED = frozenset(
+SYNCHRONIZED: Final = frozenset(
     {S.ESTABLISHED, S.FIN_WAIT_1, S.FIN_WAIT_2, S.CLOSE_WAIT, S.CLOSING, S.LAST_ACK, S.TIME_WAIT}
 )
 """States in which both sides' sequence numbers are known."""
 
-MAY_SEND = frozenset({S.SYN_SENT, S.SYN_RCVD, S.ESTABLISHED, S.CLOSE_WAIT})
+MAY_SEND: Final = frozenset({S.SYN_SENT, S.SYN_RCVD, S.ESTABLISHED, S.CLOSE_WAIT})
 """States in which the application may still queue data (it is sent once established)."""
 
-WRITABLE = frozenset({S.SYN_RCVD, S.ESTABLISHED, S.CLOSE_WAIT})
+WRITABLE: Final = frozenset({S.SYN_RCVD, S.ESTABLISHED, S.CLOSE_WAIT})
 """States in which a transport the application holds accepts ``write`` and ``write_eof``."""
 
-MAY_RECEIVE = frozenset({S.SYN_RCVD, S.ESTABLISHED, S.FIN_WAIT_1, S.FIN_WAIT_2})
+MAY_RECEIVE: Final = frozenset({S.SYN_RCVD, S.ESTABLISHED, S.FIN_WAIT_1, S.FIN_WAIT_2})
 """States in which data from the peer is accepted (its FIN has not arrived)."""
 
-OPEN_FOR_DATA = frozenset({S.ESTABLISHED, S.CLOSE_WAIT})
+OPEN_FOR_DATA: Final = frozenset({S.ESTABLISHED, S.CLOSE_WAIT})
 """States in which new data of ours may still be sent (and the path probed for its size)."""
 
-SENDING = frozenset({S.ESTABLISHED, S.CLOSE_WAIT, S.FIN_WAIT_1, S.CLOSING, S.LAST_ACK})
+SENDING: Final = frozenset({S.ESTABLISHED, S.CLOSE_WAIT, S.FIN_WAIT_1, S.CLOSING, S.LAST_ACK})
 """States in which data or our FIN may still be (re)transmitted."""
 
-OUR_FIN_SENT = frozenset({S.FIN_WAIT_1, S.FIN_WAIT_2, S.CLOSING, S.LAST_ACK, S.TIME_WAIT})
+OUR_FIN_SENT: Final = frozenset({S.FIN_WAIT_1, S.FIN_WAIT_2, S.CLOSING, S.LAST_ACK, S.TIME_WAIT})
 """States in which the application has closed its sending side."""
 
-KEEPALIVE_STATES = frozenset({S.ESTABLISHED, S.CLOSE_WAIT, S.FIN_WAIT_2})
+KEEPALIVE_STATES: Final = frozenset({S.ESTABLISHED, S.CLOSE_WAIT, S.FIN_WAIT_2})
 """States in which an idle connection is probed, if keepalive is on."""
 
-USER_TIMEOUT_STATES = (KEEPALIVE_STATES | OUR_FIN_SENT) - {S.TIME_WAIT}
+USER_TIMEOUT_STATES: Final = (KEEPALIVE_STATES | OUR_FIN_SENT) - {S.TIME_WAIT}
 """States in which unacknowledged data or a silent peer can time out the connection."""
 
-RESET_ON_ABORT = frozenset({S.SYN_RCVD, S.ESTABLISHED, S.FIN_WAIT_1, S.FIN_WAIT_2, S.CLOSE_WAIT})
+RESET_ON_ABORT: Final = frozenset({S.SYN_RCVD, S.ESTABLISHED, S.FIN_WAIT_1, S.FIN_WAIT_2, S.CLOSE_WAIT})
 """States in which ABORT sends the peer a RST (RFC 9293 3.10.5)."""
 
-RESET_ON_FAILURE = SYNCHRONIZED | {S.SYN_RCVD}
+RESET_ON_FAILURE: Final = SYNCHRONIZED | {S.SYN_RCVD}
 """States in which a connection that gives up (retries, user timeout) tells the peer by RST."""
 
-ENDED = frozenset({S.CLOSED, S.TIME_WAIT})
+ENDED: Final = frozenset({S.CLOSED, S.TIME_WAIT})
 """States in which the connection is over for its application (TIME_WAIT only guards the pair)."""

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-COUNTER_NAMES = (
+from typing import Final
+
+COUNTER_NAMES: Final = (
     "bytes_received",
     "bytes_sent",
     "challenge_acks",

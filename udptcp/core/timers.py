@@ -49,7 +49,7 @@ class Timer:
     """Every kind."""
 
 
-_KINDS = len(Timer.ALL)
+_KINDS: Final = len(Timer.ALL)
 
 
 class Timers:

@@ -1,11 +1,13 @@
 """Congestion controllers, chosen per connection by name (``Config.congestion_control``)."""
 
+from typing import Final
+
 from udptcp.core.congestion.base import CongestionControl
 from udptcp.core.congestion.bbr import Bbr
 from udptcp.core.congestion.cubic import Cubic
 from udptcp.core.congestion.newreno import NewReno
 
-CONTROLLERS: dict[str, type[CongestionControl]] = {
+CONTROLLERS: Final[dict[str, type[CongestionControl]]] = {
     NewReno.name: NewReno,
     Cubic.name: Cubic,
     Bbr.name: Bbr,

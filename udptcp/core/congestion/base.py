@@ -8,18 +8,18 @@ connection's; the controller only decides how to respond.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import ClassVar
+from typing import ClassVar, Final
 
 from udptcp.core.rtt import RttEstimator
 from udptcp.core.sender import RateSample
 
-INFINITE_SSTHRESH = 1 << 62
-HYSTART_MIN_RTT_THRESH_S = 0.004
-HYSTART_MAX_RTT_THRESH_S = 0.016
-HYSTART_MIN_RTT_DIVISOR = 8
-HYSTART_RTT_SAMPLES = 8
-CSS_GROWTH_DIVISOR = 4
-CSS_ROUNDS = 5
+INFINITE_SSTHRESH: Final = 1 << 62
+HYSTART_MIN_RTT_THRESH_S: Final = 0.004
+HYSTART_MAX_RTT_THRESH_S: Final = 0.016
+HYSTART_MIN_RTT_DIVISOR: Final = 8
+HYSTART_RTT_SAMPLES: Final = 8
+CSS_GROWTH_DIVISOR: Final = 4
+CSS_ROUNDS: Final = 5
 
 
 class CongestionControl(ABC):

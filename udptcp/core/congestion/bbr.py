@@ -29,38 +29,40 @@ from __future__ import annotations
 import enum
 import math
 from collections import deque
+from typing import Final
 
 from udptcp.core.congestion.base import CongestionControl
 from udptcp.core.rtt import RttEstimator
 from udptcp.core.sender import RateSample
 
-HIGH_GAIN = 2.0 / math.log(2.0)
+HIGH_GAIN: Final = 2.0 / math.log(2.0)
 """STARTUP's gain: the smallest that doubles the sending rate every round."""
-DRAIN_GAIN = 1.0 / HIGH_GAIN
-CWND_GAIN = 2.0
+DRAIN_GAIN: Final = 1.0 / HIGH_GAIN
+CWND_GAIN: Final = 2.0
+# Not Final: mypyc (mypy 2.4) leaves a Final tuple of floats unset in compiled code (NameError).
 PROBE_BW_GAINS = (1.25, 0.75, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0)
-BW_WINDOW_ROUNDS = 10
-MIN_RTT_WINDOW_S = 10.0
-PROBE_RTT_DURATION_S = 0.2
-FULL_BW_GROWTH = 1.25
-FULL_BW_ROUNDS = 3
-MIN_CWND_SEGMENTS = 4
-QUANTUM_SEGMENTS = 2
+BW_WINDOW_ROUNDS: Final = 10
+MIN_RTT_WINDOW_S: Final = 10.0
+PROBE_RTT_DURATION_S: Final = 0.2
+FULL_BW_GROWTH: Final = 1.25
+FULL_BW_ROUNDS: Final = 3
+MIN_CWND_SEGMENTS: Final = 4
+QUANTUM_SEGMENTS: Final = 2
 """Extra segments of cwnd beyond the BDP, for ACK aggregation and delayed ACKs."""
-LOSS_THRESHOLD = 0.02
+LOSS_THRESHOLD: Final = 0.02
 """BBR v2's loss rate per round above which the round counts as lossy."""
-QUEUE_MIN_SAMPLES = 8
+QUEUE_MIN_SAMPLES: Final = 8
 """RTT samples a round needs before its smallest says anything about a queue."""
-QUEUE_RTT_FACTOR = 1.25
+QUEUE_RTT_FACTOR: Final = 1.25
 """A round whose smallest RTT exceeds the minimum by this factor found a standing queue.
 The smallest, not the largest: jitter and reordering raise some RTTs of a round, a queue
 raises all of them."""
-INFLIGHT_BETA = 0.7
-EXTRA_ACKED_WINDOW_ROUNDS = 5
+INFLIGHT_BETA: Final = 0.7
+EXTRA_ACKED_WINDOW_ROUNDS: Final = 5
 """Rounds over which the ACK-aggregation estimate keeps its maximum (as Linux's BBR)."""
-EXTRA_ACKED_MAX_S = 0.1
+EXTRA_ACKED_MAX_S: Final = 0.1
 """The most ACK aggregation the window allows for: 100 ms at the estimated bandwidth."""
-ACK_EPOCH_RESET_BYTES = 1 << 20
+ACK_EPOCH_RESET_BYTES: Final = 1 << 20
 """An aggregation epoch this long (in octets acknowledged) starts over, so it cannot drift."""
 
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Final
+
 from udptcp.core.congestion.base import LossBasedControl
 from udptcp.core.rtt import RttEstimator
 
-CUBIC_C = 0.4
+CUBIC_C: Final = 0.4
 """Segments per second cubed (RFC 9438 4.2)."""
-BETA_CUBIC = 0.7
-ALPHA_CUBIC = 3.0 * (1.0 - BETA_CUBIC) / (1.0 + BETA_CUBIC)
+BETA_CUBIC: Final = 0.7
+ALPHA_CUBIC: Final = 3.0 * (1.0 - BETA_CUBIC) / (1.0 + BETA_CUBIC)
 
 
 class Cubic(LossBasedControl):
