@@ -8,6 +8,7 @@ udptcp never changes an application's own structlog configuration.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import sys
@@ -42,7 +43,14 @@ def get_logger(name: str = LOGGER_NAME, **context: Any) -> structlog.stdlib.Boun
 
 def debug_enabled(name: str = LOGGER_NAME) -> bool:
     """Whether debug records would be emitted (checked once per connection, not per segment)."""
-    return logging.getLogger(name).isEnabledFor(logging.DEBUG)
+    return _std_logger(name).isEnabledFor(logging.DEBUG)
+
+
+@functools.cache
+def _std_logger(name: str) -> logging.Logger:
+    """``logging.getLogger``, without its lock: a logger, once made, is the same for good, and
+    every connection opened asks for two."""
+    return logging.getLogger(name)
 
 
 def configure(
