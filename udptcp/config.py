@@ -55,7 +55,8 @@ class Config:
         fin_wait_2_timeout_s: how long a fully closed connection waits for the peer's FIN.
         delayed_ack_s: longest delay of an ACK (one is sent at once for every second segment).
         congestion_control: "newreno", "cubic" or "bbr" (model-based: not slowed by random loss).
-        initial_window_segments: congestion window at the start, in segments (RFC 6928).
+        initial_window_segments: congestion window at the start, in segments of the MSS the
+            handshake settled; RFC 6928 caps it at max(2 * MSS, N * 1460) octets.
         sack, timestamps: offer the SACK and timestamps options in the SYN.
         pacing: spread sends over the round trip instead of bursting a whole window.
         keepalive_s: idle time (nothing heard from the peer) after which keepalive probes

@@ -150,7 +150,7 @@ class Handshake:
         rx.start(seq)
         neg.peer_mss = peer_mss(opts.mss if opts is not None else None)
         tx.max_seg = min(config.initial_mss, neg.peer_mss)
-        self._cc.mss = tx.max_seg
+        self._cc.start_window(tx.max_seg, config.initial_window_segments)
         self._pacer.set_segment_size(tx.max_seg)
         neg.mtu_probes = config.discovers_mss and opts is not None and opts.mtu_probe_permitted
         neg.sack = self._recovery.sack = config.sack and opts is not None and opts.sack_permitted
