@@ -63,6 +63,7 @@ from udptcp.core.state import (
     next_state,
 )
 from udptcp.core.stats import ConnectionStats
+from udptcp.core.syncookies import CookieGrant
 from udptcp.core.timers import Timer, Timers
 from udptcp.wire import ACK, FIN, RST, SYN, MalformedSegment, Options, decode_segment
 
@@ -189,6 +190,16 @@ class Connection:
         self._need(S.CLOSED, "listen")
         self._passive = True
         self._apply(Cause.PASSIVE_OPEN)
+
+    def accept_cookie(self, grant: CookieGrant, now: float) -> None:
+        """Passive open from a SYN cookie (LISTEN -> SYN_RCVD, as if the SYN had just been
+        answered): create the connection with ``isn=grant.isn``, call ``listen()``, this, then
+        feed it the ACK that returned the cookie."""
+        self._need(S.LISTEN, "accept_cookie")
+        self._now = now
+        self.liveness.last_heard = now
+        self.handshake.on_cookie(grant, now)
+        self._apply(Cause.RCV_SYN)
 
     def send(self, data: bytes | bytearray | memoryview) -> None:
         """Queue data; it goes out as the windows allow, once the connection is established."""
@@ -527,7 +538,7 @@ class Connection:
         rx.rcv_nxt += 1
         rx.fin_seq = None
         rx.ack_now = True
-        if rx.held_bytes:
+        if rx.held_bytes or rx.paused:  # the EOF comes after what is held, when reading resumes
             self._eof_pending = True
         else:
             self._events.append(EofReceived())
