@@ -47,6 +47,7 @@ from udptcp.core.rtt import RttEstimator
 from udptcp.core.sender import Sender
 from udptcp.core.seqnum import SEQ_MASK, unwrap
 from udptcp.core.state import (
+    AWAITING_PROOF,
     AWAITING_SYN,
     KEEPALIVE_STATES,
     MAY_RECEIVE,
@@ -72,6 +73,9 @@ if TYPE_CHECKING:
 
 INCARNATION_GAP = (1 << 16) + 2
 """How far beyond the old incarnation's last sequence number a new one starts (as Linux)."""
+AMPLIFICATION_FACTOR = 3
+"""Before the peer's address is proven, we send it at most this many times the octets it sent
+us (RFC 9000 section 8.1): a forged SYN must not make us flood the address it names."""
 
 S = State
 
@@ -94,6 +98,8 @@ class Connection:
         self._eof_pending = False
         self._send_complete = False
         self._probe_due = False
+        self._unproven_received = 0
+        self._unproven_sent = 0
         self._start(isn)
 
     def _start(self, isn: int) -> None:
@@ -162,6 +168,8 @@ class Connection:
         may_probe = self.neg.mtu_probes and self._state in OPEN_FOR_DATA and not self.recovery.in_recovery
         mtu_probe = self.pmtu.probe_to_send(now, self.rtt.rto_s, may_probe)
         datagrams = out.collect(now, self._state, self.handshake.due, self._probe_due, mtu_probe)
+        if datagrams and self._passive and self._state in AWAITING_PROOF:
+            datagrams = self._within_amplification_limit(datagrams)
         if out.syn_sent:
             self.handshake.sent(now)
         if out.probe_done:
@@ -174,6 +182,21 @@ class Connection:
         if out.pace_at is not None:
             self.timers.arm(Timer.PACING, out.pace_at)
         return datagrams
+
+    def _within_amplification_limit(self, datagrams: list[bytes]) -> list[bytes]:
+        """The datagrams that fit the amplification limit, in order; the rest are not sent
+        (and counted). Retransmissions count like the rest: a SYN-ACK withheld is a try spent,
+        and the peer's own retransmitted SYN earns room for another."""
+        room = AMPLIFICATION_FACTOR * self._unproven_received - self._unproven_sent
+        sent: list[bytes] = []
+        for datagram in datagrams:
+            if len(datagram) > room:
+                self.stats.amplification_limited += len(datagrams) - len(sent)
+                break
+            room -= len(datagram)
+            sent.append(datagram)
+        self._unproven_sent += sum(len(d) for d in sent)
+        return sent
 
     # -- what the application does ---------------------------------------------------------
 
@@ -369,6 +392,8 @@ class Connection:
             self.fast.take(flags, seq, ack, wnd, payload, ts, now, self._app_closed)
         ):
             return
+        if state in AWAITING_PROOF:
+            self._unproven_received += len(data)
         if state is S.LISTEN:
             if self.handshake.on_listen(flags, seq, ack, wnd, opts, ts, now) is not None:
                 self.liveness.last_heard = now
@@ -584,6 +609,7 @@ class Connection:
             if new is S.LISTEN:
                 # Back in LISTEN: start over as a fresh listener, with a new ISN further along.
                 self._start((self.tx.iss + INCARNATION_GAP) & SEQ_MASK)
+                self._unproven_received = self._unproven_sent = 0
         return True
 
     def _stop_timers(self) -> None:
