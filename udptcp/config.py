@@ -25,6 +25,8 @@ MAX_WINDOW_BYTES = 1 << 30
 """The largest receive window: as RFC 7323's, so that sequence comparisons modulo 2**32 hold."""
 MAX_SOCKET_BUFFER_BYTES = (1 << 31) - 1
 """SO_RCVBUF/SO_SNDBUF take a C int."""
+MIN_MEMORY_LIMIT_BYTES = 64 * 1024
+"""The smallest endpoint-wide memory limit: a few segments' worth."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +70,13 @@ class Config:
             Linux's TCP_USER_TIMEOUT); None leaves it to ``retries``/``keepalive_probes``.
 
     Endpoint:
-        backlog: connections a server holds in the handshake or waiting to be accepted.
+        backlog: half-open connections a server holds, and apart from them connections
+            established but not yet accepted; beyond the first, SYNs get SYN cookies.
+        memory_limit_bytes: octets all the connections of one endpoint may keep (send buffers,
+            out-of-order data, data held for a paused reader or a connection not yet
+            accepted), as Linux's tcp_mem. Past it the endpoint is under pressure until usage
+            falls to three quarters: receive windows stop growing, data that would be kept is
+            refused (the peer resends it), and writers pause (``drain()`` waits).
         socket_buffer_bytes: SO_RCVBUF/SO_SNDBUF asked of the kernel (it may grant less); at
             most 2**31 - 1, as the socket option takes a C int.
         shutdown_linger_s: how long closing an endpoint (or leaving ``asyncio.run``) waits for
@@ -100,6 +108,7 @@ class Config:
     keepalive_probes: int = 5
     user_timeout_s: float | None = None
     backlog: int = 128
+    memory_limit_bytes: int = 256 * 1024 * 1024
     socket_buffer_bytes: int = 4 * 1024 * 1024
     shutdown_linger_s: float | None = None
     gso: bool = True
@@ -136,6 +145,7 @@ class Config:
         if self.user_timeout_s is not None:
             _above("user_timeout_s", self.user_timeout_s, 0.0)
         _at_least("backlog", self.backlog, 1)
+        _at_least("memory_limit_bytes", self.memory_limit_bytes, MIN_MEMORY_LIMIT_BYTES)
         _at_least("socket_buffer_bytes", self.socket_buffer_bytes, 4096)
         _at_most("socket_buffer_bytes", self.socket_buffer_bytes, MAX_SOCKET_BUFFER_BYTES)
         if self.shutdown_linger_s is not None:

@@ -57,8 +57,8 @@ class EndpointCounters:
     """What the endpoint dropped or answered on its own."""
 
     __slots__ = (
-        "acks_dropped_accept_queue", "cookies_invalid", "dropped_malformed", "resets_sent",
-        "syn_cookies_accepted", "syn_cookies_sent", "syns_dropped_backlog",
+        "acks_dropped_accept_queue", "cookies_invalid", "dropped_malformed", "memory_pressure_events",
+        "resets_sent", "syn_cookies_accepted", "syn_cookies_sent", "syns_dropped_backlog",
         "syns_dropped_no_socket",
     )
 
@@ -66,6 +66,7 @@ class EndpointCounters:
         self.acks_dropped_accept_queue = 0  # the handshake's last ACK, while the queue was full
         self.cookies_invalid = 0  # an ACK from a stranger that held no valid cookie (then reset)
         self.dropped_malformed = 0
+        self.memory_pressure_events = 0  # times the connections' buffers reached memory_limit_bytes
         self.resets_sent = 0
         self.syn_cookies_accepted = 0  # connections opened by the ACK of a cookie
         self.syn_cookies_sent = 0  # SYN-ACKs with a cookie: the half-open connections were full
@@ -90,6 +91,11 @@ class Endpoint(asyncio.DatagramProtocol):
         self.listener: Listener | None = None
         self.writing_paused = False
         self.auto_close = True
+        self.buffered_bytes = 0
+        """Octets the connections keep (``Connection.buffered_bytes``), as they last reported."""
+        self.memory_pressure = False
+        """``buffered_bytes`` reached ``memory_limit_bytes`` and has not yet fallen to three
+        quarters of it."""
         self._udp: asyncio.DatagramTransport | UdpSocket | None = None
         self._own_socket: UdpSocket | None = None
         self._connected = False
@@ -218,6 +224,32 @@ class Endpoint(asyncio.DatagramProtocol):
         else:
             transport.abort()
 
+    def charge(self, delta_bytes: int) -> None:
+        """A connection keeps ``delta_bytes`` more (or fewer): enter or leave memory pressure.
+
+        As Linux's tcp_mem, with hysteresis so that pressure does not flap: it starts at the
+        limit and ends at three quarters of it.
+        """
+        used = self.buffered_bytes = self.buffered_bytes + delta_bytes
+        limit = self.config.memory_limit_bytes
+        if self.memory_pressure:
+            if used <= limit * 3 // 4:
+                self._set_memory_pressure(False)
+        elif used >= limit:
+            self.counters.memory_pressure_events += 1
+            self._log.warning(
+                "connections' buffers reached memory_limit_bytes: windows stop growing and "
+                "writers pause until they fall to three quarters", limit_bytes=limit,
+            )
+            self._set_memory_pressure(True)
+
+    def _set_memory_pressure(self, pressure: bool) -> None:
+        self.memory_pressure = pressure
+        for transport in list(self._by_peer.values()):
+            transport.conn.set_memory_pressure(pressure)
+            if not pressure:
+                transport.pump_soon()  # window updates, and writers paused by the pressure
+
     def attach(self, transport: StreamTransport) -> None:
         """The application has ``transport`` (so a server's ``wait_closed`` waits for it)."""
         self._attached.add(transport)
@@ -232,6 +264,7 @@ class Endpoint(asyncio.DatagramProtocol):
         close its own socket, if it has one, once its last segment has left."""
         if self._by_peer.get(transport.peer) is transport:
             del self._by_peer[transport.peer]
+        self.charge(-transport.release_charge())
         own = self._own.pop(transport, None)
         if own is not None:
             transport.send_due()
@@ -252,6 +285,8 @@ class Endpoint(asyncio.DatagramProtocol):
         """Actively open a connection to ``peer``; ``protocol`` gets it once established."""
         now = clock()
         conn = Connection(self.config, isn=isn_for(_ISN_SECRET, self.local_addr, peer, now))
+        if self.memory_pressure:
+            conn.set_memory_pressure(True)
         transport = StreamTransport(self, conn, peer, cid=secrets.token_hex(3), established=established)
         transport.set_protocol(protocol)
         self._by_peer[peer] = transport
@@ -285,6 +320,8 @@ class Endpoint(asyncio.DatagramProtocol):
         elif isn is None:
             isn = isn_for(_ISN_SECRET, self.local_addr, peer, now)
         conn = Connection(self.config, isn=isn)
+        if self.memory_pressure:
+            conn.set_memory_pressure(True)
         conn.listen()
         if cookie is not None:
             conn.accept_cookie(cookie, now)

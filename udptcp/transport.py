@@ -94,6 +94,8 @@ class StreamTransport(asyncio.Transport):
         self._writes_after_loss = 0
         self._error: BaseException | None = None
         self._reading = True
+        self._charged_bytes = 0
+        self._forgotten = False
         self._paused_protocol = False
         self._high_water = conn.config.send_buffer_bytes
         # Writing resumes once half the buffer is free (asyncio's own transports wait for
@@ -174,12 +176,32 @@ class StreamTransport(asyncio.Transport):
             self.send_due()
         else:
             outlet.wait_writable(self)
-        if self._paused_protocol and conn.send_buffered <= self._low_water:
+        self._account()
+        if (
+            self._paused_protocol and conn.send_buffered <= self._low_water
+            and not self._endpoint.memory_pressure
+        ):
             self._paused_protocol = False
             protocol = self._protocol
             if isinstance(protocol, asyncio.Protocol) and not self._lost:
                 protocol.resume_writing()
         self._arm_timer(conn.get_timer())
+
+    def _account(self) -> None:
+        """Tell the endpoint how much more (or less) the connection keeps since last time."""
+        if self._forgotten:
+            return
+        used = self.conn.buffered_bytes
+        delta = used - self._charged_bytes
+        if delta:
+            self._charged_bytes = used
+            self._endpoint.charge(delta)
+
+    def release_charge(self) -> int:
+        """The connection is forgotten: what it was charged, to give back (once)."""
+        charged, self._charged_bytes = self._charged_bytes, 0
+        self._forgotten = True
+        return charged
 
     def send_due(self) -> None:
         """Send every datagram the core has due now."""
@@ -430,7 +452,10 @@ class StreamTransport(asyncio.Transport):
             return
         self.conn.send(data)
         self.pump_soon()
-        if not self._paused_protocol and self.conn.send_buffered > self._high_water:
+        self._account()
+        if not self._paused_protocol and (
+            self.conn.send_buffered > self._high_water or self._endpoint.memory_pressure
+        ):
             protocol = self._protocol
             if isinstance(protocol, asyncio.Protocol):
                 self._paused_protocol = True

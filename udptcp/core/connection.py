@@ -139,6 +139,13 @@ class Connection:
         return self.tx.buffered
 
     @property
+    def buffered_bytes(self) -> int:
+        """Octets this connection keeps: its send buffer, out-of-order data, data held for a
+        paused reader (what an endpoint's ``memory_limit_bytes`` counts)."""
+        rx = self.rx
+        return len(self.tx.buf) + rx.ooo_bytes + rx.held_bytes
+
+    @property
     def sack_ok(self) -> bool:
         """Both sides use SACK."""
         return self.neg.sack
@@ -294,6 +301,15 @@ class Connection:
         self._now = now
         if self.neg.mtu_probes and self.pmtu.on_too_big(size, now):
             self.pmtu.resize(resend=True)
+
+    def set_memory_pressure(self, pressure: bool) -> None:
+        """The endpoint is (or is no longer) short of memory. Under pressure the receive window
+        stops growing and data that would be kept is refused (``Receiver.pressure``); once it
+        ends, the peer hears of the window that reopens."""
+        rx = self.rx
+        rx.pressure = pressure
+        if not pressure and self._state in MAY_RECEIVE and rx.window_update_due():
+            rx.ack_now = True
 
     def pause_reading(self) -> None:
         """Hold in-order data instead of delivering it; the advertised window shrinks."""
