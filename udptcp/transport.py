@@ -13,6 +13,8 @@ import asyncio
 import time
 from typing import TYPE_CHECKING, Any, Protocol
 
+import structlog
+
 from udptcp.addresses import format_address
 from udptcp.core import (
     CloseReason,
@@ -78,7 +80,7 @@ class StreamTransport(asyncio.Transport):
         self.cid = cid
         self._established = established
         self._protocol: asyncio.BaseProtocol | None = None
-        self._log = get_logger(cid=cid, local=format_address(endpoint.local_addr), peer=format_address(peer))
+        self._logger: structlog.stdlib.BoundLogger | None = None
         self._debug = debug_enabled()
         self._trace = (
             get_logger(TRACE_LOGGER_NAME, cid=cid) if debug_enabled(TRACE_LOGGER_NAME) else None
@@ -102,6 +104,17 @@ class StreamTransport(asyncio.Transport):
         # three quarters): this buffer also holds what is in flight, and waiting longer
         # leaves the window empty while the application refills it.
         self._low_water = self._high_water // 2
+
+    @property
+    def _log(self) -> structlog.stdlib.BoundLogger:
+        """This connection's logger, bound to its id and addresses when first used: most
+        connections log nothing, and a bound logger costs some 500 octets per connection."""
+        if self._logger is None:
+            self._logger = get_logger(
+                cid=self.cid, local=format_address(self._endpoint.local_addr),
+                peer=format_address(self.peer),
+            )
+        return self._logger
 
     # -- the driver ------------------------------------------------------------------------
 
