@@ -15,7 +15,7 @@ import udptcp
 
 pytestmark = pytest.mark.process
 
-CLIENT = {"msl_s": 0.05}
+CLIENT_MSL_S = 0.05
 ECHO_TIMEOUT_S = 10.0
 CLIENT_GAP_S = 0.02
 """Real clients, one after another during the flood, this far apart (some 200 of them)."""
@@ -29,7 +29,7 @@ def rss_bytes(pid: int) -> int:
 
 
 async def echo_once(port: int, message: bytes) -> bytes:
-    reader, writer = await udptcp.open_connection("127.0.0.1", port, **CLIENT)
+    reader, writer = await udptcp.open_connection("127.0.0.1", port, msl_s=CLIENT_MSL_S)
     try:
         writer.write(message)
         writer.write_eof()
