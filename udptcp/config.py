@@ -65,8 +65,9 @@ class Config:
             start; None disables them.
         keepalive_interval_s, keepalive_probes: probes go this far apart, and this many
             unanswered ones fail the connection with ``TimeoutError``.
-        user_timeout_s: longest time sent data may stay unacknowledged, or (with keepalive) the
-            peer may stay silent, before the connection fails (RFC 5482's user timeout, as
+        user_timeout_s: longest time sent data may stay unacknowledged, or the peer may stay
+            silent while probed (keepalive, or the probes of a zero window), before the
+            connection fails (RFC 5482's user timeout, as
             Linux's TCP_USER_TIMEOUT); None leaves it to ``retries``/``keepalive_probes``.
 
     Endpoint:
