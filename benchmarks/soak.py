@@ -14,7 +14,9 @@ second). For ``--seconds`` (600 by default) it gets, at once:
 Every ``--sample-s`` it reads the server's resident set size and open descriptors (/proc)
 and its last status line. After the load stops, it waits for the connections to end and
 samples once more. It reports each series, the load's counts and failures, and growth: the
-last sample of the load against the first after a minute's warm-up, and what remains after.
+median RSS of the load's last minute against that of the minute after a minute's warm-up
+(killed clients' buffers come and go within seconds: medians, not single samples), and what
+remains once the connections have ended.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import os
 import random
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import threading
@@ -230,7 +233,10 @@ async def soak(seconds: float, sample_s: float) -> dict[str, Any]:
         while time.monotonic() < drain_until and status.last.get("connections", 0) > 0:
             await asyncio.sleep(1.0)  # waiting for timers of the server's own (TIME_WAIT, keepalive)
         after = sample(server.proc.pid, status, started)
-    warm = next((s for s in samples if s["t_s"] >= min(WARMUP_S, seconds / 2)), samples[0])
+    warm_from = min(WARMUP_S, seconds / 2)
+    warm = next((s for s in samples if s["t_s"] >= warm_from), samples[0])
+    first = [s["rss_bytes"] for s in samples if warm_from <= s["t_s"] < 2 * warm_from] or [warm["rss_bytes"]]
+    last = [s["rss_bytes"] for s in samples if s["t_s"] >= seconds - warm_from] or [end_of_load["rss_bytes"]]
     return {
         "seconds": seconds,
         "load_done": load.done,
@@ -239,7 +245,10 @@ async def soak(seconds: float, sample_s: float) -> dict[str, Any]:
         "rss_after_warmup_bytes": warm["rss_bytes"],
         "rss_end_of_load_bytes": end_of_load["rss_bytes"],
         "rss_max_bytes": max(s["rss_bytes"] for s in samples),
-        "rss_growth_bytes": end_of_load["rss_bytes"] - warm["rss_bytes"],
+        "rss_median_first_minute_bytes": statistics.median(first),
+        "rss_median_last_minute_bytes": statistics.median(last),
+        "rss_growth_bytes": statistics.median(last) - statistics.median(first),
+        "rss_after_bytes": after["rss_bytes"],
         "fds_after_warmup": warm["fds"],
         "fds_end_of_load": end_of_load["fds"],
         "fds_after": after["fds"],
@@ -254,9 +263,10 @@ def summary(result: dict[str, Any]) -> str:
     mib = 1024 * 1024
     return "\n".join([
         f"soak of {result['seconds']:.0f} s: done {result['load_done']}, failed {result['load_failed']}",
-        f"server RSS: {result['rss_after_warmup_bytes'] / mib:.1f} MiB after warm-up, "
-        f"{result['rss_end_of_load_bytes'] / mib:.1f} MiB at the end of the load "
-        f"(growth {result['rss_growth_bytes'] / mib:+.1f} MiB), max {result['rss_max_bytes'] / mib:.1f} MiB",
+        f"server RSS: median {result['rss_median_first_minute_bytes'] / mib:.1f} MiB in the minute "
+        f"after warm-up, {result['rss_median_last_minute_bytes'] / mib:.1f} MiB in the last minute "
+        f"(growth {result['rss_growth_bytes'] / mib:+.1f} MiB), max {result['rss_max_bytes'] / mib:.1f} "
+        f"MiB, {result['rss_after_bytes'] / mib:.1f} MiB once the connections ended",
         f"descriptors: {result['fds_after_warmup']} after warm-up, {result['fds_end_of_load']} at the "
         f"end, {result['fds_after']} after; connections: max {result['connections_max']}, "
         f"{result['connections_after']} after (buffered {result['buffered_bytes_after']} octets)",
