@@ -12,7 +12,7 @@ from sim import Sim
 from udptcp.config import Config
 from udptcp.core import Connection, State, syncookies
 from udptcp.core.syncookies import COOKIE_MSS_TABLE, COOKIE_PERIOD_S, CookieGrant
-from udptcp.wire import Segment
+from udptcp.wire import Options, Segment, decode_segment
 
 SECRET = bytes(range(16))
 SERVER = ("10.0.0.1", 4000)
@@ -26,11 +26,9 @@ def cookie_handshake(
     client = Connection(client_config, isn=123456)
     client.connect(now)
     [syn] = client.datagrams_to_send(now)
-    seg = Segment.decode(syn)
-    opts = seg if seg.mss is not None else None
+    _flags, seq, _ack, _wnd, _payload, ts, opts = decode_segment(syn)  # as the listener does
     answer = syncookies.syn_ack(
-        SECRET, SERVER, CLIENT, seg.seq, opts,  # type: ignore[arg-type]
-        seg.timestamps[0] if seg.timestamps else None,
+        SECRET, SERVER, CLIENT, seq, opts, ts[0] if ts is not None else None,
         announced_mss=server_config.announced_mss, sack=server_config.sack,
         timestamps=server_config.timestamps, window=server_config.recv_buffer_bytes, now=now,
     )
@@ -87,9 +85,9 @@ def test_the_cookie_remembers_the_largest_mss_of_its_table_at_most_the_peers(
     client = Connection(client_config, isn=1)
     client.connect(0.0)
     seg = Segment.decode(client.datagrams_to_send(0.0)[0])
-    seg = seg._replace(mss=announced)
+    opts = Options(mss=announced, sack_permitted=True)
     answer = Segment.decode(syncookies.syn_ack(
-        SECRET, SERVER, CLIENT, seg.seq, seg, None,  # type: ignore[arg-type]
+        SECRET, SERVER, CLIENT, seg.seq, opts, None,
         announced_mss=1380, sack=True, timestamps=True, window=65535, now=0.0,
     ))
     grant = syncookies.grant(SECRET, SERVER, CLIENT, seg.seq + 1, answer.seq + 1, None, 1.0)
