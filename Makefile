@@ -7,7 +7,7 @@ BUILT := $(VENV)/.core-built-stamp
 BENCH := $(VENV)/.bench-stamp
 CORE_SOURCES := $(shell find udptcp/core -name '*.py') udptcp/wire.py setup.py
 
-.PHONY: demo test build lint typecheck bench compare lossy tunnel-bench clean
+.PHONY: demo test build lint typecheck bench compare lossy tunnel-bench fuzz clean
 
 $(STAMP): pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -57,6 +57,19 @@ lossy: $(BUILT) $(BENCH)
 # Needs no optional peer: the tunnel is measured against kernel TCP only.
 tunnel-bench: $(BUILT)
 	$(BIN)/python -m benchmarks.tunnel
+
+# Coverage-guided fuzzing (atheris, the fuzz extra, once) of each target for FUZZ_SECONDS, on the
+# pure-Python core; the corpus found is merged into tests/fuzz_corpus/, which the suite replays.
+FUZZ_SECONDS ?= 60
+FUZZ_STAMP := $(VENV)/.fuzz-stamp
+$(FUZZ_STAMP): $(STAMP)
+	UDPTCP_COMPILE=0 $(BIN)/python -m pip install --quiet -e '.[fuzz]'
+	touch $(FUZZ_STAMP)
+
+fuzz: $(FUZZ_STAMP)
+	cd tests && for target in decode connection; do \
+		UDPTCP_PURE_PYTHON=1 ../$(BIN)/python fuzz.py $$target $(FUZZ_SECONDS) || exit 1; \
+	done
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

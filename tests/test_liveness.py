@@ -185,6 +185,24 @@ def test_persist_gives_up_after_retries_unanswered_probes() -> None:
     assert stats.window_probes == RETRIES
 
 
+def test_with_a_user_timeout_unanswered_window_probes_give_up_once_the_peer_is_silent_that_long(
+) -> None:
+    """A peer that shut its window and died (issue 11's zero-window peers) is dropped after
+    user_timeout_s of silence, not after retries probes of backoff up to rto_max_s."""
+    lv, _, _ = liveness(PERSIST.replace(retries=15, rto_max_s=60.0, user_timeout_s=10.0))
+    lv.heard(0.0, keepalive=False)
+    lv.window_closed(0.0, RTO_S)
+    assert lv.on_persist_timer(1.0, RTO_S) is Verdict.PROBE
+    assert lv.on_persist_timer(5.0, RTO_S) is Verdict.PROBE
+    assert lv.on_persist_timer(11.0, RTO_S) is Verdict.GIVE_UP
+    alive, _, _ = liveness(PERSIST.replace(retries=15, rto_max_s=60.0, user_timeout_s=10.0))
+    alive.window_closed(0.0, RTO_S)
+    for now_s in (1.0, 5.0, 11.0, 30.0):
+        assert alive.on_persist_timer(now_s, RTO_S) is Verdict.PROBE
+        alive.heard(now_s, keepalive=False)  # it answers each probe
+        alive.ack_received(window_open=False)
+
+
 def test_answered_window_probes_never_give_up_but_keep_backing_off() -> None:
     """RFC 9293 3.8.6.1: a peer that answers its zero window is kept as long as it answers;
     the interval keeps its backoff while the window stays shut."""

@@ -180,7 +180,7 @@ def test_sack_block_marks_whole_segments_and_leaves_the_pipe() -> None:
     assert tx.sacked_count == 2
     assert tx.pipe == 2 * MSS_BYTES
     assert tx.fack == seg_end(2)
-    assert list(tx.sacked) == [(seg_range(1)[0], seg_end(2))]
+    assert tx.sacked is not None and list(tx.sacked) == [(seg_range(1)[0], seg_end(2))]
     assert out.latest is recs[2]
     assert out.rtt_sent_at == sent_at(1)
     assert tx.delivered == 2 * MSS_BYTES

@@ -312,9 +312,10 @@ def test_app_limited_with_nothing_in_flight_still_marks() -> None:
 # -- compaction of recs -------------------------------------------------------------------------
 
 
-def run_long_flight(tx: Sender, count: int) -> list[tuple[object, ...]]:
+def run_long_flight(tx: Sender, count: int) -> tuple[list[tuple[object, ...]], int]:
     """Send ``count`` one-octet segments, acknowledge most of them one by one, then SACK,
-    lose and retransmit at the tail; everything observable, in order."""
+    lose and retransmit at the tail; everything observable, in order, and how many records
+    the sender kept before the last ACK (which acknowledges everything)."""
     seen: list[tuple[object, ...]] = []
     tx.start(ISS)
     tx.una = ISS + 1
@@ -337,9 +338,10 @@ def run_long_flight(tx: Sender, count: int) -> list[tuple[object, ...]]:
         tx.on_retransmit(rec, now)
     seen.append((tx.mark_all_lost(), tx.pipe))
     seen.append(tuple((r.start, r.sacked, r.lost) for r in tx.recs[tx.head :]))
+    kept = len(tx.recs)
     out = tx.on_ack(DATA + count, [], now + RTT_S)
     seen.append((out.acked, tx.pipe, tx.all_acked, tx.buffered, tx.sacked_count))
-    return seen
+    return seen, kept
 
 
 def test_compaction_after_many_acknowledged_segments_keeps_behaviour(
@@ -347,13 +349,14 @@ def test_compaction_after_many_acknowledged_segments_keeps_behaviour(
 ) -> None:
     count = COMPACT_AFTER + 200
     compacted = Sender()
-    observed = run_long_flight(compacted, count)
-    assert len(compacted.recs) < count  # the acknowledged head was cut off
+    observed, kept = run_long_flight(compacted, count)
+    assert kept < count  # the acknowledged head was cut off
     monkeypatch.setattr(sender_module, "COMPACT_AFTER", 10 * count)
     reference = Sender()
-    expected = run_long_flight(reference, count)
-    assert len(reference.recs) == count  # never compacted
+    expected, kept = run_long_flight(reference, count)
+    assert kept == count  # never compacted
     assert observed == expected
+    assert compacted.recs == reference.recs == [] and not compacted.tsorted  # all acknowledged
 
 
 def test_compaction_resets_head_and_keeps_the_unacknowledged_segments() -> None:

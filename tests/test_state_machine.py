@@ -243,7 +243,11 @@ def test_syn_received_duplicate_syn_repeats_syn_ack() -> None:
 
 
 def test_syn_received_retransmits_syn_ack_then_forgets() -> None:
-    p = syn_received(BASIC.replace(syn_retries=2))
+    p = listen(BASIC.replace(syn_retries=2))
+    # A SYN of 28 octets (options as a real client's): the amplification limit (three times
+    # what the peer sent) leaves room for the SYN-ACK and its two retransmissions.
+    p.send(SYN, PEER_ISS, mss=1380, sack_permitted=True)
+    assert p.recv_one().flags == SYN | ACK
     for _ in range(2):
         p.fire_timer()
         assert p.recv_one().flags == SYN | ACK

@@ -304,46 +304,6 @@ async def test_one_server_socket_serves_a_thousand_connections() -> None:
     assert server.endpoints[0].counters.syns_dropped_backlog == 0
 
 
-def test_backlog_bounds_half_open_connections_and_gives_up_the_oldest() -> None:
-    """The backlog bounds what a server holds; a full backlog of half-open connections gives
-    up its oldest for a new SYN (a flood must not lock real clients out), but connections
-    waiting to be accepted are kept, and a SYN finding only those is dropped."""
-    from udptcp.endpoint import Listener
-
-    class FakeTransport:
-        def __init__(self, peer: object) -> None:
-            self.peer = peer
-            self.conn = type("C", (), {"state": udptcp.State.SYN_RCVD})()
-
-        def abort(self) -> None:
-            aborted.append(self.peer)
-
-    class FakeEndpoint:
-        class counters:  # noqa: N801 - stands in for EndpointCounters
-            syns_dropped_backlog = 0
-            half_open_evicted = 0
-
-        def open_passive(self, peer: object, syn: bytes, isn: int | None) -> FakeTransport:
-            opened.append(peer)
-            return FakeTransport(peer)
-
-    opened: list[object] = []
-    aborted: list[object] = []
-    endpoint = FakeEndpoint()
-    listener = Listener(endpoint, backlog=3, on_accept=lambda t: None)  # type: ignore[arg-type]
-    first = [("10.0.0.1", i) for i in range(5)]
-    for peer in first:
-        listener.on_syn(b"", peer)
-    assert opened == first and aborted == first[:2]  # the two oldest made room
-    assert endpoint.counters.half_open_evicted == 2
-    transports = [FakeTransport(p) for p in first[2:]]
-    for transport in transports:  # they complete their handshakes; nobody accepts yet
-        listener._half_open.pop(next(iter(listener._half_open)))
-        listener.on_established(transport)  # type: ignore[arg-type]
-    listener.on_syn(b"", ("10.0.0.2", 1))
-    assert endpoint.counters.syns_dropped_backlog == 1 and len(opened) == 5
-
-
 async def test_a_syn_flood_does_not_lock_a_real_client_out() -> None:
     """SYNs from many ports that never complete fill the backlog; a real client still gets in."""
     async with await udptcp.start_server(echo, "127.0.0.1", 0, backlog=8, **QUICK) as server:

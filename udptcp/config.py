@@ -31,6 +31,8 @@ CONFIGS_REMEMBERED = 64
 MIN_TRACE_BYTES = 64 * 1024
 """The smallest trace_max_bytes: room for a connection's handshake and close."""
 PCAP_LINKTYPES = ("raw", "ethernet")
+MIN_MEMORY_LIMIT_BYTES = 64 * 1024
+"""The smallest endpoint-wide memory limit: a few segments' worth."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,19 +63,27 @@ class Config:
         fin_wait_2_timeout_s: how long a fully closed connection waits for the peer's FIN.
         delayed_ack_s: longest delay of an ACK (one is sent at once for every second segment).
         congestion_control: "newreno", "cubic" or "bbr" (model-based: not slowed by random loss).
-        initial_window_segments: congestion window at the start, in segments (RFC 6928).
+        initial_window_segments: congestion window at the start, in segments of the MSS the
+            handshake settled; RFC 6928 caps it at max(2 * MSS, N * 1460) octets.
         sack, timestamps: offer the SACK and timestamps options in the SYN.
         pacing: spread sends over the round trip instead of bursting a whole window.
         keepalive_s: idle time (nothing heard from the peer) after which keepalive probes
             start; None disables them.
         keepalive_interval_s, keepalive_probes: probes go this far apart, and this many
             unanswered ones fail the connection with ``TimeoutError``.
-        user_timeout_s: longest time sent data may stay unacknowledged, or (with keepalive) the
-            peer may stay silent, before the connection fails (RFC 5482's user timeout, as
+        user_timeout_s: longest time sent data may stay unacknowledged, or the peer may stay
+            silent while probed (keepalive, or the probes of a zero window), before the
+            connection fails (RFC 5482's user timeout, as
             Linux's TCP_USER_TIMEOUT); None leaves it to ``retries``/``keepalive_probes``.
 
     Endpoint:
-        backlog: connections a server holds in the handshake or waiting to be accepted.
+        backlog: half-open connections a server holds, and apart from them connections
+            established but not yet accepted; beyond the first, SYNs get SYN cookies.
+        memory_limit_bytes: octets all the connections of one endpoint may keep (send buffers,
+            out-of-order data, data held for a paused reader or a connection not yet
+            accepted), as Linux's tcp_mem. Past it the endpoint is under pressure until usage
+            falls to three quarters: receive windows stop growing, data that would be kept is
+            refused (the peer resends it), and writers pause (``drain()`` waits).
         socket_buffer_bytes: SO_RCVBUF/SO_SNDBUF asked of the kernel (it may grant less); at
             most 2**31 - 1, as the socket option takes a C int.
         shutdown_linger_s: how long closing an endpoint (or leaving ``asyncio.run``) waits for
@@ -115,6 +125,7 @@ class Config:
     keepalive_probes: int = 5
     user_timeout_s: float | None = None
     backlog: int = 128
+    memory_limit_bytes: int = 256 * 1024 * 1024
     socket_buffer_bytes: int = 4 * 1024 * 1024
     shutdown_linger_s: float | None = None
     gso: bool = True
@@ -155,6 +166,7 @@ class Config:
         if self.user_timeout_s is not None:
             _above("user_timeout_s", self.user_timeout_s, 0.0)
         _at_least("backlog", self.backlog, 1)
+        _at_least("memory_limit_bytes", self.memory_limit_bytes, MIN_MEMORY_LIMIT_BYTES)
         _at_least("socket_buffer_bytes", self.socket_buffer_bytes, 4096)
         _at_most("socket_buffer_bytes", self.socket_buffer_bytes, MAX_SOCKET_BUFFER_BYTES)
         if self.shutdown_linger_s is not None:

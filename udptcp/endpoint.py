@@ -28,14 +28,23 @@ from typing import Any, cast
 
 from udptcp.addresses import format_address
 from udptcp.config import Config
-from udptcp.core import Connection, State, reset_for_unknown
+from udptcp.core import Connection, State, reset_for_unknown, syncookies
 from udptcp.core.isn import SECRET_BYTES, isn_for
+from udptcp.core.syncookies import CookieGrant
 from udptcp.log import get_logger
 from udptcp.trace.attach import destinations, tracer_for
 from udptcp.trace.recorder import ConnectionTracer
 from udptcp.transport import Address, StreamTransport, clock
 from udptcp.udpsocket import UdpSocket, open_udp_socket, set_dont_fragment
-from udptcp.wire import ACK, RST, SYN, MalformedSegment, decode_datagram, parse_options
+from udptcp.wire import (
+    ACK,
+    RST,
+    SYN,
+    MalformedSegment,
+    decode_datagram,
+    decode_segment,
+    parse_options,
+)
 
 MAX_LINGER_TIME_WAITS = 4
 """Shutting down waits at most this many TIME_WAIT periods, however often FINs restart one."""
@@ -46,21 +55,28 @@ LIVE: weakref.WeakSet[Endpoint] = weakref.WeakSet()
 """Every endpoint whose socket is open, so a dying program can reset its connections."""
 _LOG = get_logger()
 """The endpoints' logger, shared: an endpoint binds no context of its own."""
+COOKIE_LIFETIME_S = syncookies.MAX_COOKIE_AGE_PERIODS * syncookies.COOKIE_PERIOD_S
+"""How long a SYN cookie we sent stays valid: ACKs from strangers are checked for one so long."""
 
 
 class EndpointCounters:
     """What the endpoint dropped or answered on its own."""
 
     __slots__ = (
-        "dropped_malformed", "half_open_evicted", "resets_sent", "syns_dropped_backlog",
+        "acks_dropped_accept_queue", "cookies_invalid", "dropped_malformed", "memory_pressure_events",
+        "resets_sent", "syn_cookies_accepted", "syn_cookies_sent", "syns_dropped_backlog",
         "syns_dropped_no_socket",
     )
 
     def __init__(self) -> None:
+        self.acks_dropped_accept_queue = 0  # the handshake's last ACK, while the queue was full
+        self.cookies_invalid = 0  # an ACK from a stranger that held no valid cookie (dropped)
         self.dropped_malformed = 0
-        self.half_open_evicted = 0
+        self.memory_pressure_events = 0  # times the connections' buffers reached memory_limit_bytes
         self.resets_sent = 0
-        self.syns_dropped_backlog = 0
+        self.syn_cookies_accepted = 0  # connections opened by the ACK of a cookie
+        self.syn_cookies_sent = 0  # SYN-ACKs with a cookie: the half-open connections were full
+        self.syns_dropped_backlog = 0  # the accept queue was full
         self.syns_dropped_no_socket = 0  # reuse_port: the connection's own socket could not be opened
 
 
@@ -81,6 +97,11 @@ class Endpoint(asyncio.DatagramProtocol):
         self.listener: Listener | None = None
         self.writing_paused = False
         self.auto_close = True
+        self.buffered_bytes = 0
+        """Octets the connections keep (``Connection.buffered_bytes``), as they last reported."""
+        self.memory_pressure = False
+        """``buffered_bytes`` reached ``memory_limit_bytes`` and has not yet fallen to three
+        quarters of it."""
         self._udp: asyncio.DatagramTransport | UdpSocket | None = None
         self._own_socket: UdpSocket | None = None
         self._connected = False
@@ -123,12 +144,20 @@ class Endpoint(asyncio.DatagramProtocol):
         by_peer = self._by_peer
         touched: dict[StreamTransport, None] = {}
         now = clock()
+        listener = self.listener
         for data, addr in batch:
             conn_transport = by_peer.get(addr)
             if conn_transport is None or (
                 conn_transport.conn.state is State.TIME_WAIT and self._reopens(conn_transport, data)
             ):
                 self._from_stranger(data, addr)
+            elif (
+                conn_transport.conn.state is State.SYN_RCVD and listener is not None
+                and listener.queue_full and _is_ack(data)
+            ):
+                # The accept queue is full: drop the handshake's last ACK, as Linux does with
+                # tcp_abort_on_overflow=0; the SYN-ACK is resent and the client ACKs it again.
+                self.counters.acks_dropped_accept_queue += 1
             else:
                 conn_transport.feed(data, now)
                 touched[conn_transport] = None
@@ -202,6 +231,32 @@ class Endpoint(asyncio.DatagramProtocol):
         else:
             transport.abort()
 
+    def charge(self, delta_bytes: int) -> None:
+        """A connection keeps ``delta_bytes`` more (or fewer): enter or leave memory pressure.
+
+        As Linux's tcp_mem, with hysteresis so that pressure does not flap: it starts at the
+        limit and ends at three quarters of it.
+        """
+        used = self.buffered_bytes = self.buffered_bytes + delta_bytes
+        limit = self.config.memory_limit_bytes
+        if self.memory_pressure:
+            if used <= limit * 3 // 4:
+                self._set_memory_pressure(False)
+        elif used >= limit:
+            self.counters.memory_pressure_events += 1
+            self._log.warning(
+                "connections' buffers reached memory_limit_bytes: windows stop growing and "
+                "writers pause until they fall to three quarters", limit_bytes=limit,
+            )
+            self._set_memory_pressure(True)
+
+    def _set_memory_pressure(self, pressure: bool) -> None:
+        self.memory_pressure = pressure
+        for transport in list(self._by_peer.values()):
+            transport.conn.set_memory_pressure(pressure)
+            if not pressure:
+                transport.pump_soon()  # window updates, and writers paused by the pressure
+
     def attach(self, transport: StreamTransport) -> None:
         """The application has ``transport`` (so a server's ``wait_closed`` waits for it)."""
         self._attached.add(transport)
@@ -216,6 +271,7 @@ class Endpoint(asyncio.DatagramProtocol):
         close its own socket, if it has one, once its last segment has left."""
         if self._by_peer.get(transport.peer) is transport:
             del self._by_peer[transport.peer]
+        self.charge(-transport.release_charge())
         own = self._own.pop(transport, None)
         if own is not None:
             transport.send_due()
@@ -236,6 +292,8 @@ class Endpoint(asyncio.DatagramProtocol):
         """Actively open a connection to ``peer``; ``protocol`` gets it once established."""
         now = clock()
         conn = Connection(self.config, isn=isn_for(_ISN_SECRET, self.local_addr, peer, now))
+        if self.memory_pressure:
+            conn.set_memory_pressure(True)
         transport = StreamTransport(self, conn, peer, cid=secrets.token_hex(3), established=established)
         transport.set_protocol(protocol)
         self._by_peer[peer] = transport
@@ -246,10 +304,12 @@ class Endpoint(asyncio.DatagramProtocol):
         return transport
 
     def open_passive(
-        self, peer: Address, syn: bytes | memoryview, isn: int | None = None
+        self, peer: Address, first: bytes | memoryview, isn: int | None = None,
+        cookie: CookieGrant | None = None,
     ) -> StreamTransport | None:
-        """A connection in LISTEN, fed the SYN that created it; with ``reuse_port``, on a socket
-        of its own (None, the SYN dropped and counted, when that cannot be opened)."""
+        """A connection in LISTEN, fed the SYN that created it (or, with a ``cookie``, in
+        SYN_RCVD, fed the ACK that returned the cookie); with ``reuse_port``, on a socket of its
+        own (None, the segment dropped and counted, when that cannot be opened)."""
         sock = None
         if self.reuse_port:
             try:
@@ -264,10 +324,16 @@ class Endpoint(asyncio.DatagramProtocol):
                 )
                 return None
         now = clock()
-        conn = Connection(
-            self.config, isn=isn if isn is not None else isn_for(_ISN_SECRET, self.local_addr, peer, now)
-        )
+        if cookie is not None:
+            isn = cookie.isn
+        elif isn is None:
+            isn = isn_for(_ISN_SECRET, self.local_addr, peer, now)
+        conn = Connection(self.config, isn=isn)
+        if self.memory_pressure:
+            conn.set_memory_pressure(True)
         conn.listen()
+        if cookie is not None:
+            conn.accept_cookie(cookie, now)
         transport = StreamTransport(self, conn, peer, cid=secrets.token_hex(3))
         if sock is not None:
             own = self._own[transport] = ConnectionSocket(self, transport, sock)
@@ -276,7 +342,10 @@ class Endpoint(asyncio.DatagramProtocol):
         if self._trace_to is not None or self._pcap_to is not None:
             listening_since = self.listener.opened_at if self.listener is not None else now
             self._observe(transport, "server", now).app("listen", listening_since)
-        transport.datagram_received(syn)
+        # Nobody reads it until it is accepted: what arrives before is held in the core (and
+        # counted against its window), then delivered on ``Listener._accept``.
+        transport.pause_reading()
+        transport.datagram_received(first)
         return transport
 
     def _observe(self, transport: StreamTransport, role: str, now: float) -> ConnectionTracer:
@@ -307,13 +376,22 @@ class Endpoint(asyncio.DatagramProtocol):
             self.counters.dropped_malformed += 1
             return
         listener = self.listener
-        if listener is not None and listener.accepting and flags & (SYN | ACK | RST) == SYN:
-            listener.on_syn(data, addr)
-            return
+        if listener is not None and listener.accepting:
+            control = flags & (SYN | ACK | RST)
+            if control == SYN:
+                listener.on_syn(data, addr)
+                return
+            if control == ACK and listener.on_ack(data, addr):
+                return
         reply = reset_for_unknown(data)
-        if reply is not None and self._udp is not None and not self._udp.is_closing():
+        if reply is not None:
             self.counters.resets_sent += 1
-            self._udp.sendto(reply, None if self._connected else addr)
+            self.send_raw(reply, addr)
+
+    def send_raw(self, datagram: bytes, addr: Address) -> None:
+        """A datagram of no connection (a RST for a stranger, a SYN-ACK with a cookie)."""
+        if self._udp is not None and not self._udp.is_closing():
+            self._udp.sendto(datagram, None if self._connected else addr)
 
     def _reopens(self, old: StreamTransport, data: bytes | memoryview) -> bool:
         """A SYN that may take over a pair of addresses still in TIME_WAIT (RFC 6191)."""
@@ -467,8 +545,25 @@ class ConnectionSocket:
         self._udp.close()
 
 
+def _is_ack(data: bytes | memoryview) -> bool:
+    """The datagram is a valid segment with ACK and neither SYN nor RST."""
+    try:
+        return decode_datagram(data)[0] & (SYN | ACK | RST) == ACK
+    except MalformedSegment:
+        return False
+
+
 class Listener:
-    """The passive side: a backlog of half-open and unaccepted connections, and accepting."""
+    """The passive side: half-open connections, the accept queue, SYN cookies, accepting.
+
+    As Linux's listening socket: at most ``backlog`` half-open connections, and apart from
+    them an accept queue (established, not yet accepted) of at most ``backlog``. Beyond the
+    half-open bound, SYNs are answered with SYN cookies (``core.syncookies``) and cost no
+    state, so a flood of SYNs never completed keeps no real client out, and no half-open
+    connection is ever given up for another (its client, which holds a SYN-ACK, would meet a
+    RST). With the accept queue full, SYNs and the handshakes' last ACKs are dropped: the
+    clients retry (``tcp_abort_on_overflow=0``).
+    """
 
     def __init__(
         self, endpoint: Endpoint, backlog: int, on_accept: Callable[[StreamTransport], None]
@@ -476,47 +571,97 @@ class Listener:
         self._endpoint = endpoint
         self._backlog = backlog
         self._on_accept = on_accept
+        self._secret = os.urandom(SECRET_BYTES)
+        self._cookie_sent_at: float | None = None
         self.accepting = True
         self.serving = False
         self.next_isn: int | None = None
         self.opened_at = clock()
         """When the application listened (the first event of a server connection's trace)."""
-        self._half_open: dict[StreamTransport, None] = {}  # in arrival order
+        self._half_open: dict[StreamTransport, None] = {}
         self._queue: deque[StreamTransport] = deque()
 
-    def on_syn(self, syn: bytes | memoryview, peer: Address) -> None:
-        """A SYN from a new peer: open a connection if the backlog has room.
+    @property
+    def queue_full(self) -> bool:
+        """The accept queue holds ``backlog`` connections: no more handshakes complete now."""
+        return len(self._queue) >= self._backlog
 
-        A full backlog of half-open connections gives up its oldest one for the newcomer: a
-        flood of SYNs that are never completed could otherwise keep every real client out
-        for as long as the SYN-ACK retries last. Connections waiting to be accepted are never
-        given up; with only those, the SYN is dropped and the client retries.
-        """
-        if len(self._half_open) + len(self._queue) >= self._backlog:
-            if not self._half_open:
-                self._endpoint.counters.syns_dropped_backlog += 1  # the client will retry
-                return
-            oldest = next(iter(self._half_open))
-            del self._half_open[oldest]
-            self._endpoint.counters.half_open_evicted += 1
-            oldest.abort()
+    def on_syn(self, syn: bytes | memoryview, peer: Address) -> None:
+        """A SYN from a new peer: a half-open connection if there is room, else a SYN cookie."""
+        counters = self._endpoint.counters
+        if self.queue_full:
+            counters.syns_dropped_backlog += 1  # the client will retry
+            return
+        if len(self._half_open) >= self._backlog:
+            self._send_cookie(syn, peer)
+            return
         isn, self.next_isn = self.next_isn, None
         transport = self._endpoint.open_passive(peer, syn, isn)
         if transport is not None and transport.conn.state is State.SYN_RCVD:
             self._half_open[transport] = None
 
+    def _send_cookie(self, syn: bytes | memoryview, peer: Address) -> None:
+        endpoint = self._endpoint
+        config = endpoint.config
+        try:
+            _flags, seq, _ack, _wnd, _payload, ts, opts = decode_segment(syn)
+        except MalformedSegment:
+            endpoint.counters.dropped_malformed += 1
+            return
+        now = clock()
+        answer = syncookies.syn_ack(
+            self._secret, endpoint.local_addr, peer, seq, opts, ts[0] if ts is not None else None,
+            announced_mss=config.announced_mss, sack=config.sack, timestamps=config.timestamps,
+            window=config.recv_buffer_bytes, now=now,
+        )
+        self._cookie_sent_at = now
+        endpoint.counters.syn_cookies_sent += 1
+        endpoint.send_raw(answer, peer)
+
+    def on_ack(self, ack: bytes | memoryview, peer: Address) -> bool:
+        """An ACK from a stranger: if it returns a valid cookie, the connection it opens (or,
+        with the accept queue full, the ACK dropped); False when it holds no cookie."""
+        now = clock()
+        sent_at = self._cookie_sent_at
+        if sent_at is None or now - sent_at > COOKIE_LIFETIME_S:
+            return False  # no cookie went out lately (Linux: tcp_synq_no_recent_overflow)
+        endpoint = self._endpoint
+        try:
+            _flags, seq, ack32, _wnd, _payload, ts, _opts = decode_segment(ack)
+        except MalformedSegment:
+            return False
+        grant = syncookies.grant(
+            self._secret, endpoint.local_addr, peer, seq, ack32, ts[1] if ts is not None else None, now
+        )
+        if grant is None:
+            # A cookie is checked against the peer's ISN (seq - 1), so only the segment that
+            # follows the handshake can open: a later one (the FIN after data) of a client
+            # whose opening segments were lost, or dropped for a full accept queue, fails the
+            # check. Dropped, not reset (Linux resets): that client believes it is connected,
+            # and its retransmission from seq = ISN + 1 opens. A forged ACK earns no answer.
+            endpoint.counters.cookies_invalid += 1
+            return True
+        if self.queue_full:
+            endpoint.counters.acks_dropped_accept_queue += 1
+            return True
+        if endpoint.open_passive(peer, ack, cookie=grant) is not None:
+            endpoint.counters.syn_cookies_accepted += 1
+        return True
+
     def on_established(self, transport: StreamTransport) -> None:
         self._half_open.pop(transport, None)
         if self.serving:
-            self._hand_over(transport)
+            self._accept(transport)
         else:
             self._queue.append(transport)
 
-    def _hand_over(self, transport: StreamTransport) -> None:
-        """The application accepts ``transport``."""
+    def _accept(self, transport: StreamTransport) -> None:
+        """Hand the connection to the application, then what arrived before (held since
+        ``open_passive``)."""
         if transport.tracer is not None:
             transport.tracer.app("accept", clock())
         self._on_accept(transport)
+        transport.resume_reading()
 
     def on_forget(self, transport: StreamTransport) -> None:
         self._half_open.pop(transport, None)
@@ -526,7 +671,7 @@ class Listener:
     def start_serving(self) -> None:
         self.serving = True
         while self._queue:
-            self._hand_over(self._queue.popleft())
+            self._accept(self._queue.popleft())
 
     def close(self) -> None:
         """Stop accepting: new SYNs get RST; unaccepted connections are reset."""

@@ -100,6 +100,8 @@ class StreamTransport(asyncio.Transport):
         self._writes_after_loss = 0
         self._error: BaseException | None = None
         self._reading = True
+        self._charged_bytes = 0
+        self._forgotten = False
         self._paused_protocol = False
         self._high_water = conn.config.send_buffer_bytes
         # Writing resumes once half the buffer is free (asyncio's own transports wait for
@@ -109,10 +111,12 @@ class StreamTransport(asyncio.Transport):
 
     @property
     def _log(self) -> BoundLogger:
-        """This connection's logger, bound to its id and addresses."""
+        """This connection's logger, bound to its id and addresses when first used: most
+        connections log nothing, and a bound logger costs some 500 octets per connection."""
         if self._logger is None:
             self._logger = get_logger(
-                cid=self.cid, local=format_address(self._endpoint.local_addr), peer=format_address(self.peer)
+                cid=self.cid, local=format_address(self._endpoint.local_addr),
+                peer=format_address(self.peer),
             )
         return self._logger
 
@@ -195,7 +199,11 @@ class StreamTransport(asyncio.Transport):
             self._on_event(event)
         if chunks:
             self._deliver(chunks)
-        if self._paused_protocol and conn.send_buffered <= self._low_water:
+        self._account()
+        if (
+            self._paused_protocol and conn.send_buffered <= self._low_water
+            and not self._endpoint.memory_pressure
+        ):
             self._paused_protocol = False
             protocol = self._protocol
             if isinstance(protocol, asyncio.Protocol) and not self._lost:
@@ -208,6 +216,22 @@ class StreamTransport(asyncio.Transport):
         if self.tracer is not None:
             self.tracer.after_pump(self._now, outlet.writing_paused)
         self._arm_timer(conn.get_timer())
+
+    def _account(self) -> None:
+        """Tell the endpoint how much more (or less) the connection keeps since last time."""
+        if self._forgotten:
+            return
+        used = self.conn.buffered_bytes
+        delta = used - self._charged_bytes
+        if delta:
+            self._charged_bytes = used
+            self._endpoint.charge(delta)
+
+    def release_charge(self) -> int:
+        """The connection is forgotten: what it was charged, to give back (once)."""
+        charged, self._charged_bytes = self._charged_bytes, 0
+        self._forgotten = True
+        return charged
 
     def send_due(self) -> None:
         """Send every datagram the core has due now."""
@@ -473,7 +497,10 @@ class StreamTransport(asyncio.Transport):
             self._pump()  # nothing waits or is in flight: send at once, as asyncio's transports do
         else:
             self.pump_soon()  # more in this loop turn joins it in one burst
-        if not self._paused_protocol and self.conn.send_buffered > self._high_water:
+        self._account()
+        if not self._paused_protocol and (
+            conn.send_buffered > self._high_water or self._endpoint.memory_pressure
+        ):
             protocol = self._protocol
             if isinstance(protocol, asyncio.Protocol):
                 self._paused_protocol = True

@@ -5,6 +5,7 @@ timer deadline come out. The asyncio endpoint (``udptcp.endpoint``) is one drive
 simulator in ``tests/sim.py`` is another.
 """
 
+from udptcp.core import syncookies
 from udptcp.core.checks import reset_for_unknown
 from udptcp.core.connection import Connection
 from udptcp.core.errors import LocalProtocolError
@@ -36,4 +37,5 @@ __all__ = [
     "State",
     "StateChanged",
     "reset_for_unknown",
+    "syncookies",
 ]

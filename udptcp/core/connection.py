@@ -16,7 +16,6 @@ state changes.
 
 from __future__ import annotations
 
-from collections import deque
 from typing import TYPE_CHECKING, Final
 
 from udptcp.core import congestion
@@ -47,6 +46,7 @@ from udptcp.core.rtt import RttEstimator
 from udptcp.core.sender import Sender
 from udptcp.core.seqnum import SEQ_MASK, unwrap
 from udptcp.core.state import (
+    AWAITING_PROOF,
     AWAITING_SYN,
     KEEPALIVE_STATES,
     MAY_RECEIVE,
@@ -63,6 +63,7 @@ from udptcp.core.state import (
     next_state,
 )
 from udptcp.core.stats import ConnectionStats
+from udptcp.core.syncookies import CookieGrant
 from udptcp.core.timers import Timer, Timers
 from udptcp.wire import ACK, FIN, RST, SYN, MalformedSegment, Options, decode_segment
 
@@ -71,6 +72,9 @@ if TYPE_CHECKING:
 
 INCARNATION_GAP: Final = (1 << 16) + 2
 """How far beyond the old incarnation's last sequence number a new one starts (as Linux)."""
+AMPLIFICATION_FACTOR: Final = 3
+"""Before the peer's address is proven, we send it at most this many times the octets it sent
+us (RFC 9000 section 8.1): a forged SYN must not make us flood the address it names."""
 
 S = State
 
@@ -86,13 +90,17 @@ class Connection:
         self.timers = Timers()
         self.liveness = Liveness(config, self.timers, self.stats)
         self._state = S.CLOSED
-        self._events: deque[Event] = deque()
+        self._events: list[Event] = []
+        """Taken from the front by ``next_event``: a list, as an empty deque costs 700 octets
+        more and a pass rarely queues more than a few dozen."""
         self._now = 0.0
         self._passive = False
         self._app_closed = False
         self._eof_pending = False
         self._send_complete = False
         self._probe_due = False
+        self._unproven_received = 0
+        self._unproven_sent = 0
         self._start(isn)
 
     def _start(self, isn: int) -> None:
@@ -132,6 +140,13 @@ class Connection:
         return self.tx.buffered
 
     @property
+    def buffered_bytes(self) -> int:
+        """Octets this connection keeps: its send buffer, out-of-order data, data held for a
+        paused reader (what an endpoint's ``memory_limit_bytes`` counts)."""
+        rx = self.rx
+        return len(self.tx.buf) + rx.ooo_bytes + rx.held_bytes
+
+    @property
     def sack_ok(self) -> bool:
         """Both sides use SACK."""
         return self.neg.sack
@@ -148,7 +163,7 @@ class Connection:
 
     def next_event(self) -> Event | None:
         """The oldest event not yet taken, or None."""
-        return self._events.popleft() if self._events else None
+        return self._events.pop(0) if self._events else None
 
     def get_timer(self) -> float | None:
         """When ``handle_timer`` must next be called, or None if nothing is pending."""
@@ -161,6 +176,8 @@ class Connection:
         may_probe = self.neg.mtu_probes and self._state in OPEN_FOR_DATA and not self.recovery.in_recovery
         mtu_probe = self.pmtu.probe_to_send(now, self.rtt.rto_s, may_probe)
         datagrams = out.collect(now, self._state, self.handshake.due, self._probe_due, mtu_probe)
+        if datagrams and self._passive and self._state in AWAITING_PROOF:
+            datagrams = self._within_amplification_limit(datagrams)
         if out.syn_sent:
             self.handshake.sent(now)
         if out.probe_done:
@@ -173,6 +190,21 @@ class Connection:
         if out.pace_at is not None:
             self.timers.arm(Timer.PACING, out.pace_at)
         return datagrams
+
+    def _within_amplification_limit(self, datagrams: list[bytes]) -> list[bytes]:
+        """The datagrams that fit the amplification limit, in order; the rest are not sent
+        (and counted). Retransmissions count like the rest: a SYN-ACK withheld is a try spent,
+        and the peer's own retransmitted SYN earns room for another."""
+        room = AMPLIFICATION_FACTOR * self._unproven_received - self._unproven_sent
+        sent: list[bytes] = []
+        for datagram in datagrams:
+            if len(datagram) > room:
+                self.stats.amplification_limited += len(datagrams) - len(sent)
+                break
+            room -= len(datagram)
+            sent.append(datagram)
+        self._unproven_sent += sum(len(d) for d in sent)
+        return sent
 
     # -- what the application does ---------------------------------------------------------
 
@@ -189,6 +221,16 @@ class Connection:
         self._need(S.CLOSED, "listen")
         self._passive = True
         self._apply(Cause.PASSIVE_OPEN)
+
+    def accept_cookie(self, grant: CookieGrant, now: float) -> None:
+        """Passive open from a SYN cookie (LISTEN -> SYN_RCVD, as if the SYN had just been
+        answered): create the connection with ``isn=grant.isn``, call ``listen()``, this, then
+        feed it the ACK that returned the cookie."""
+        self._need(S.LISTEN, "accept_cookie")
+        self._now = now
+        self.liveness.last_heard = now
+        self.handshake.on_cookie(grant, now)
+        self._apply(Cause.RCV_SYN)
 
     def send(self, data: bytes | bytearray | memoryview) -> None:
         """Queue data; it goes out as the windows allow, once the connection is established."""
@@ -260,6 +302,15 @@ class Connection:
         self._now = now
         if self.neg.mtu_probes and self.pmtu.on_too_big(size, now):
             self.pmtu.resize(resend=True)
+
+    def set_memory_pressure(self, pressure: bool) -> None:
+        """The endpoint is (or is no longer) short of memory. Under pressure the receive window
+        stops growing and data that would be kept is refused (``Receiver.pressure``); once it
+        ends, the peer hears of the window that reopens."""
+        rx = self.rx
+        rx.pressure = pressure
+        if not pressure and self._state in MAY_RECEIVE and rx.window_update_due():
+            rx.ack_now = True
 
     def pause_reading(self) -> None:
         """Hold in-order data instead of delivering it; the advertised window shrinks."""
@@ -358,6 +409,8 @@ class Connection:
             self.fast.take(flags, seq, ack, wnd, payload, ts, now, self._app_closed)
         ):
             return
+        if state in AWAITING_PROOF:
+            self._unproven_received += len(data)
         if state is S.LISTEN:
             if self.handshake.on_listen(flags, seq, ack, wnd, opts, ts, now) is not None:
                 self.liveness.last_heard = now
@@ -527,7 +580,7 @@ class Connection:
         rx.rcv_nxt += 1
         rx.fin_seq = None
         rx.ack_now = True
-        if rx.held_bytes:
+        if rx.held_bytes or rx.paused:  # the EOF comes after what is held, when reading resumes
             self._eof_pending = True
         else:
             self._events.append(EofReceived())
@@ -573,6 +626,7 @@ class Connection:
             if new is S.LISTEN:
                 # Back in LISTEN: start over as a fresh listener, with a new ISN further along.
                 self._start((self.tx.iss + INCARNATION_GAP) & SEQ_MASK)
+                self._unproven_received = self._unproven_sent = 0
         return True
 
     def _stop_timers(self) -> None:

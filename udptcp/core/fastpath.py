@@ -9,7 +9,6 @@ not old); anything unusual is left to the full path in ``connection.py``.
 
 from __future__ import annotations
 
-from collections import deque
 from typing import TYPE_CHECKING
 
 from udptcp.core.acks import AckHandler
@@ -32,7 +31,7 @@ class FastPath:
 
     def __init__(
         self, config: Config, tx: Sender, rx: Receiver, acks: AckHandler, liveness: Liveness,
-        stats: ConnectionStats, events: deque[Event],
+        stats: ConnectionStats, events: list[Event],
     ) -> None:
         self._config = config
         self._tx = tx

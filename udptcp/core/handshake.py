@@ -22,6 +22,7 @@ from udptcp.core.rtt import RttEstimator
 from udptcp.core.sender import Sender
 from udptcp.core.seqnum import unwrap
 from udptcp.core.state import Cause
+from udptcp.core.syncookies import CookieGrant
 from udptcp.core.timers import Timer, Timers
 from udptcp.wire import ACK, RST, SYN, Options, encode_datagram
 
@@ -53,8 +54,9 @@ class Handshake:
         """Our SYN (or SYN-ACK) should go out with the next datagrams."""
         self.tries = 0
         """Retransmissions of it so far."""
-        self.sent_at = 0.0
-        """When it first went out (the handshake's RTT sample, if it needed no retransmission)."""
+        self.sent_at: float | None = 0.0
+        """When it first went out (the handshake's RTT sample, if it needed no retransmission);
+        None when nobody knows (a SYN cookie's SYN-ACK, without timestamps)."""
 
     def sent(self, now: float) -> None:
         """Our SYN or SYN-ACK went out: wait one RTO for its answer."""
@@ -119,6 +121,17 @@ class Handshake:
         self._rx.ack_now = True
         return Cause.RCV_SYN_ACK
 
+    def on_cookie(self, grant: CookieGrant, now: float) -> None:
+        """A passive open from a SYN cookie: what the SYN settled comes back in ``grant``; our
+        SYN-ACK went out without state. Its ACK comes next; should that not complete the
+        handshake, the SYN-ACK is resent as for any half-open connection."""
+        rx = self._rx
+        rx.start(grant.peer_isn)
+        self._settle(grant.peer_mss, grant.mtu_probes, grant.sack, grant.timestamps)
+        self._tx.wl1 = rx.irs
+        self.sent_at = grant.sent_at
+        self._timers.arm(Timer.HANDSHAKE, now + self._rtt.rto_s)
+
     def on_ack_of_syn(self, ack32: int, wnd: int, seq: int, now: float) -> bool:
         """In SYN_RCVD, the ACK that completes the handshake; False (answered by RST) if it
         acknowledges something we did not send."""
@@ -137,26 +150,37 @@ class Handshake:
     def _completed(self, now: float) -> None:
         """Our SYN is acknowledged: time it, unless it needed a retransmission (Karn)."""
         self._timers.cancel(Timer.HANDSHAKE)
-        if self.tries == 0:
-            self._rtt.on_sample(now - self.sent_at)
-        else:
+        if self.tries:
             self._rtt.on_handshake_retransmitted()
+        elif self.sent_at is not None:
+            self._rtt.on_sample(now - self.sent_at)
 
     def _learn(
         self, seq: int, wnd: int, opts: Options | None, ts: tuple[int, int] | None, now: float
     ) -> None:
         """Take the peer's ISN, window, MSS and options from its SYN (or SYN-ACK)."""
-        config, tx, rx, neg = self._config, self._tx, self._rx, self._neg
+        tx, rx = self._tx, self._rx
         rx.start(seq)
-        neg.peer_mss = peer_mss(opts.mss if opts is not None else None)
-        tx.max_seg = min(config.initial_mss, neg.peer_mss)
-        self._cc.mss = tx.max_seg
-        self._pacer.set_segment_size(tx.max_seg)
-        neg.mtu_probes = config.discovers_mss and opts is not None and opts.mtu_probe_permitted
-        neg.sack = self._recovery.sack = config.sack and opts is not None and opts.sack_permitted
-        neg.timestamps = config.timestamps and ts is not None
-        if neg.timestamps and ts is not None:
+        self._settle(
+            peer_mss(opts.mss if opts is not None else None),
+            opts is not None and opts.mtu_probe_permitted,
+            opts is not None and opts.sack_permitted,
+            ts is not None,
+        )
+        if self._neg.timestamps and ts is not None:
             rx.ts_recent = ts[0]
             rx.ts_recent_at = now
         tx.wnd = tx.max_wnd = wnd
         tx.wl1 = rx.irs
+
+    def _settle(self, mss: int, mtu_probes: bool, sack: bool, timestamps: bool) -> None:
+        """What the peer offered, and so what both use: the segment size (and the initial
+        window that follows from it), MTU probes, SACK, timestamps."""
+        config, tx, neg = self._config, self._tx, self._neg
+        neg.peer_mss = mss
+        tx.max_seg = min(config.initial_mss, mss)
+        self._cc.start_window(tx.max_seg, config.initial_window_segments)
+        self._pacer.set_segment_size(tx.max_seg)
+        neg.mtu_probes = config.discovers_mss and mtu_probes
+        neg.sack = self._recovery.sack = config.sack and sack
+        neg.timestamps = config.timestamps and timestamps

@@ -106,9 +106,16 @@ class Liveness:
     # -- the timers ---------------------------------------------------------------------------
 
     def on_persist_timer(self, now: float, rto_s: float) -> Verdict:
-        """The persist timer ran out: probe the window again (backing off), or give up."""
+        """The persist timer ran out: probe the window again (backing off), or give up: after
+        ``retries`` unanswered probes, or (as Linux's TCP_USER_TIMEOUT does for zero-window
+        probes) once the peer has been silent for ``user_timeout_s``. A peer that answers its
+        probes is kept, however long its window stays shut."""
         config = self._config
-        if self.window_probes >= config.retries:
+        user_timeout_s = config.user_timeout_s
+        if self.window_probes >= config.retries or (
+            self.window_probes and user_timeout_s is not None
+            and now - self.last_heard >= user_timeout_s
+        ):
             return Verdict.GIVE_UP
         self.window_probes += 1
         self.persist_backoff += 1

@@ -149,6 +149,7 @@ class Output:
                 out.append(self._segment(ACK, self._tx.nxt, b"", now))
         elif rx.ack_now and state is S.SYN_RCVD:
             out.append(self._segment(ACK, self._tx.nxt, b"", now))
+        self._fields = None  # nothing of this burst is kept while the connection idles
         return out
 
     # -- segments --------------------------------------------------------------------------

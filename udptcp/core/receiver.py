@@ -44,6 +44,8 @@ class Receiver:
         "ooo_ranges",
         "ooo_starts",
         "paused",
+        "pressure",
+        "pressure_dropped",
         "rcv_nxt",
         "recent",
         "segs_unacked",
@@ -62,6 +64,11 @@ class Receiver:
         self.rcv_nxt = 0
         self.adv_right = 0
         self.paused = False
+        self.pressure = False
+        """The endpoint is short of memory: the window stops growing, and data that would be
+        kept here (out of order, or held while reading is paused) is refused."""
+        self.pressure_dropped = 0
+        """Segments refused under memory pressure (the sender resends them)."""
         self.held: list[bytes | memoryview] = []
         self.held_bytes = 0
         self.ooo: dict[int, bytes] = {}
@@ -97,13 +104,15 @@ class Receiver:
         least min(buffer/2, MSS), so a slow reader does not invite a stream of tiny segments.
         """
         right = self.rcv_nxt + self.buffer_bytes - self.held_bytes
-        if right - self.adv_right >= min(self.buffer_bytes >> 1, self.mss):
+        if right - self.adv_right >= min(self.buffer_bytes >> 1, self.mss) and not self.pressure:
             self.adv_right = right
         self.last_ack_sent = self.rcv_nxt
         return max(0, self.adv_right - self.rcv_nxt)
 
     def window_update_due(self) -> bool:
         """Reading resumed and the window would grow enough that the peer should hear of it."""
+        if self.pressure:
+            return False
         right = self.rcv_nxt + self.buffer_bytes - self.held_bytes
         grow = right - self.adv_right
         return grow >= min(self.buffer_bytes >> 1, 2 * self.mss) or (
@@ -128,6 +137,8 @@ class Receiver:
                 self.dsack = (seq, end)
                 self.ack_now = True
                 return []
+            if self.paused and self.pressure:
+                return self._refuse()
             if seq < rcv_nxt:
                 self.dsack = (seq, rcv_nxt)
                 payload = payload[rcv_nxt - seq :]
@@ -143,8 +154,17 @@ class Receiver:
                 self.held_bytes += sum(len(chunk) for chunk in ready)
                 return []
             return ready
+        if self.pressure:
+            return self._refuse()
         self._store_ooo(seq, end, payload)
         self.ack_now = True  # out of order: acknowledge at once so the sender sees the hole
+        return []
+
+    def _refuse(self) -> list[bytes | memoryview]:
+        """Under memory pressure, data that would stay here is dropped, as Linux drops what it
+        cannot charge to tcp_mem; the ACK tells the sender where we are."""
+        self.pressure_dropped += 1
+        self.ack_now = True
         return []
 
     def count_for_ack(self, now: float, delayed_ack_s: float) -> None:

@@ -153,6 +153,7 @@ class LossRecovery:
                 tx.rate_sample(latest, now, sample)
             self.cc.on_ack(now, delivered, tx.pipe, self.rtt, sample, self.in_fast_recovery)
         self._learn(out, now, tsecr, dsack)
+        out.latest = None  # let the acknowledged record go: an idle connection keeps none
         return out
 
     def _learn(

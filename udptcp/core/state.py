@@ -169,6 +169,10 @@ def next_state(state: State, cause: Cause, *, passive: bool) -> State | None:
 AWAITING_SYN: Final = frozenset({S.LISTEN, S.SYN_SENT})
 """States in which the peer's SYN has not arrived: the options of a segment are still an offer."""
 
+AWAITING_PROOF: Final = frozenset({S.LISTEN, S.SYN_RCVD})
+"""States in which a passive connection has not yet seen the handshake's third segment, so the
+peer's address is not proven: what we send it is bounded (amplification limit)."""
+
 HANDSHAKING: Final = frozenset({S.SYN_SENT, S.SYN_RCVD})
 """States in which our SYN (or SYN-ACK) is sent and retransmitted until acknowledged."""
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Final
 
 COUNTER_NAMES: Final = (
+    "amplification_limited",
     "bytes_received",
     "bytes_sent",
     "challenge_acks",
@@ -35,6 +36,8 @@ class ConnectionStats:
     __slots__ = COUNTER_NAMES
 
     def __init__(self) -> None:
+        self.amplification_limited = 0
+        """Datagrams not sent to a peer whose address is not proven yet (RFC 9000 8.1)."""
         self.bytes_received = 0
         self.bytes_sent = 0
         self.challenge_acks = 0

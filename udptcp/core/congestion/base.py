@@ -20,6 +20,15 @@ HYSTART_MIN_RTT_DIVISOR: Final = 8
 HYSTART_RTT_SAMPLES: Final = 8
 CSS_GROWTH_DIVISOR: Final = 4
 CSS_ROUNDS: Final = 5
+RFC6928_SEGMENT_BYTES: Final = 1460
+"""RFC 6928's initial window caps 10 segments at 14600 octets: 1460 octets per segment."""
+
+
+def initial_window_bytes(mss: int, segments: int) -> int:
+    """RFC 6928 section 2: min(N*MSS, max(2*MSS, N*1460)) for an initial window of N segments
+    (N = 10 gives the RFC's min(10*MSS, max(2*MSS, 14600))): a small MSS does not get ten
+    segments' worth of a large one, and a large MSS is capped near 14600 octets."""
+    return min(segments * mss, max(2 * mss, segments * RFC6928_SEGMENT_BYTES))
 
 
 class CongestionControl(ABC):
@@ -32,7 +41,7 @@ class CongestionControl(ABC):
 
     def __init__(self, mss: int, initial_window_segments: int) -> None:
         self.mss = mss
-        self.cwnd = initial_window_segments * mss
+        self.cwnd = initial_window_bytes(mss, initial_window_segments)
         self.ssthresh = INFINITE_SSTHRESH
         self._undo_cwnd = self.cwnd
         self._undo_ssthresh = self.ssthresh
@@ -42,6 +51,12 @@ class CongestionControl(ABC):
         self._rtt_samples = 0
         self._css_baseline: float | None = None
         self._css_rounds = 0
+
+    def start_window(self, mss: int, initial_window_segments: int) -> None:
+        """The handshake settled the segment size: the initial window follows it (RFC 6928),
+        before anything is sent."""
+        self.mss = mss
+        self.cwnd = self._undo_cwnd = initial_window_bytes(mss, initial_window_segments)
 
     @property
     def in_slow_start(self) -> bool:

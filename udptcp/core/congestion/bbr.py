@@ -80,6 +80,10 @@ class Bbr(CongestionControl):
 
     name = "bbr"
 
+    def start_window(self, mss: int, initial_window_segments: int) -> None:
+        super().start_window(mss, initial_window_segments)
+        self._initial_cwnd = self.cwnd
+
     def __init__(self, mss: int, initial_window_segments: int) -> None:
         super().__init__(mss, initial_window_segments)
         self.mode = Mode.STARTUP
