@@ -19,8 +19,8 @@ from udptcp import lifetime
 from udptcp.addresses import format_address
 from udptcp.config import Config
 from udptcp.loops import LOOP_CHOICES
+from udptcp.server import Server
 from udptcp.signals import STOP_SIGNALS, on_signals
-from udptcp.streams import Server
 
 EXIT_OK = 0
 EXIT_ERROR = 1

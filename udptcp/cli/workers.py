@@ -31,7 +31,8 @@ from udptcp.addresses import format_address
 from udptcp.cli.common import EXIT_ERROR, EXIT_OK
 from udptcp.config import Config
 from udptcp.log import get_logger
-from udptcp.streams import ClientConnectedCallback, Server, listening_socket, resolve_passive
+from udptcp.server import Server, listening_socket, resolve_passive
+from udptcp.streams import ClientConnectedCallback
 
 WORKER_START_TIMEOUT_S = 20.0
 """How long a worker may take to say that it listens."""
