@@ -123,8 +123,9 @@ async def test_callbacks_and_a_half_open_connection_kept_by_eof_received(host: s
 async def test_eof_received_returning_false_closes_the_transport() -> None:
     server, port = await serve(Recorder, "127.0.0.1")
     async with server:
-        transport, client = await udptcp.create_connection(lambda: Recorder(keep_open=True), "127.0.0.1", port,
-                                                           **QUICK)
+        transport, client = await udptcp.create_connection(
+            lambda: Recorder(keep_open=True), "127.0.0.1", port, **QUICK
+        )
         transport.write_eof()
         # The server's protocol returns False: its transport closes, so our side sees its FIN.
         await wait(client.eof.wait())
