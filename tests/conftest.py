@@ -11,7 +11,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-BOTH_LOOPS = {"test_streams.py", "test_udpsocket.py", "test_reuse_port.py", "test_protocols.py", "test_tls.py"}
+BOTH_LOOPS = {
+    "test_streams.py", "test_udpsocket.py", "test_reuse_port.py", "test_protocols.py", "test_tls.py",
+}
 """Modules whose async tests run on the stock asyncio loop and on uvloop (where installed)."""
 
 LoopFactories = Mapping[str, Callable[[], asyncio.AbstractEventLoop]]
