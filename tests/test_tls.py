@@ -103,7 +103,6 @@ async def test_protocol_over_tls_and_the_close_is_close_notify_then_fin(
 ) -> None:
     """The client's close sends close_notify first: the server's protocol sees the end of the
     TLS stream while udptcp's connection under it is still ESTABLISHED (no FIN yet)."""
-    peers: list[Recorder] = []
     state_at_eof: list[udptcp.State] = []
 
     class Server(Recorder):
@@ -111,6 +110,8 @@ async def test_protocol_over_tls_and_the_close_is_close_notify_then_fin(
             assert self.transport is not None
             state_at_eof.append(self.transport.get_extra_info("state"))
             return super().eof_received()
+
+    peers: list[Server] = []
 
     def factory() -> Server:
         peers.append(Server())
