@@ -28,7 +28,7 @@ from typing import Any
 import udptcp
 from udptcp.addresses import parse_address
 from udptcp.cli import workers
-from udptcp.cli.common import EXIT_OK, build_config, listening_line, say
+from udptcp.cli.common import EXIT_OK, build_config, client_tls, listening_line, say
 from udptcp.corebuild import core_build
 
 MB = 1_000_000
@@ -118,6 +118,10 @@ def _start_server_process(args: argparse.Namespace) -> subprocess.Popen[bytes]:
         argv += ["--msl", str(args.msl)]
     for option in args.option:
         argv += ["-o", option]
+    if args.tls_cert is not None:
+        argv += ["--tls-cert", args.tls_cert]
+    if args.tls_key is not None:
+        argv += ["--tls-key", args.tls_key]
     return subprocess.Popen(argv, stdout=subprocess.PIPE)
 
 
@@ -154,7 +158,10 @@ async def _serve(args: argparse.Namespace) -> int:
         received = 0
         first = cpu0 = 0.0
         try:
-            while data := await reader.read(BLOCK_BYTES):
+            # Over TLS the client cannot half-close (asyncio's TLS has no write_eof): the
+            # server stops at the size both were given.
+            expected = int(args.size_mb * MB) if writer.get_extra_info("sslcontext") else None
+            while (expected is None or received < expected) and (data := await reader.read(BLOCK_BYTES)):
                 if not received:
                     first, cpu0 = time.perf_counter(), time.process_time()
                 received += len(data)
@@ -204,7 +211,9 @@ async def _serve(args: argparse.Namespace) -> int:
 async def _client(args: argparse.Namespace, port: int) -> dict[str, Any]:
     total = int(args.size_mb * MB)
     block = memoryview(os.urandom(BLOCK_BYTES))
-    reader, writer = await udptcp.open_connection(args.host, port, config=build_config(args))
+    reader, writer = await udptcp.open_connection(
+        args.host, port, ssl=client_tls(args), config=build_config(args)
+    )
     progress = None if args.no_progress else asyncio.create_task(_progress(writer, total))
     start, cpu0 = time.perf_counter(), time.process_time()
     sent = 0
@@ -215,7 +224,8 @@ async def _client(args: argparse.Namespace, port: int) -> dict[str, Any]:
                 writer.write(chunk)
                 sent += len(chunk)
                 await writer.drain()
-            writer.write_eof()
+            if writer.can_write_eof():  # not over TLS: the server counts to --size-mb instead
+                writer.write_eof()
             reply = await reader.readline()
     except TimeoutError:
         # Time is up: what the receiver has acknowledged is what it got. The connection is
@@ -225,6 +235,8 @@ async def _client(args: argparse.Namespace, port: int) -> dict[str, Any]:
     cpu = time.process_time() - cpu0
     _stop_progress(progress)
     stats = writer.get_extra_info("stats")
+    io_path = writer.get_extra_info("io_path")  # before the close: a TLS transport forgets it
+    cipher = writer.get_extra_info("cipher")
     writer.close()
     await writer.wait_closed()
     server = json.loads(reply)
@@ -237,7 +249,7 @@ async def _client(args: argparse.Namespace, port: int) -> dict[str, Any]:
         "segments_per_s": stats["segments_sent"] / elapsed,
         "cpu_client": cpu / elapsed, "cpu_server": server["cpu_s"] / max(server["seconds"], 1e-9),
         "retransmitted": stats["retransmitted_segments"], "timeouts": stats["timeouts"],
-        "core": core_build(), "io_path": writer.get_extra_info("io_path"),
+        "core": core_build(), "io_path": io_path, "tls": cipher[0] if cipher else None,
     }
 
 
@@ -297,4 +309,5 @@ def _print_result(r: dict[str, Any]) -> None:
     server_cpu = "?" if r["cpu_server"] is None else f"{r['cpu_server']:.0%}"
     say(f"  cpu          client {r['cpu_client']:.0%}, server {server_cpu} of one core")
     say(f"  recovery     {r['retransmitted']} segments retransmitted, {r['timeouts']} timeouts")
-    say(f"  build        {r['core']} core; I/O by {r['io_path']}")
+    say(f"  build        {r['core']} core; I/O by {r['io_path']}"
+        + (f"; TLS {r['tls']}" if r.get("tls") else ""))
