@@ -8,8 +8,10 @@ import hashlib
 import os
 import ssl
 from collections.abc import Iterator
+from pathlib import Path
 from typing import cast
 
+import procs
 import pytest
 import trustme
 from test_protocols import HOSTS, QUICK, Recorder, _until, wait
@@ -224,3 +226,43 @@ def test_client_context_defaults() -> None:
     assert context.minimum_version is ssl.TLSVersion.TLSv1_3
     assert tls.client_context(verify=False).verify_mode is ssl.CERT_NONE
 
+
+
+@pytest.fixture(scope="module")
+def pem_files(ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+    """(the server's certificate and key, the CA) as PEM files, for the command line."""
+    folder = tmp_path_factory.mktemp("pem")
+    server_pem, ca_pem = folder / "server.pem", folder / "ca.pem"
+    cert = ca.issue_cert("localhost", "127.0.0.1", "::1")
+    cert.private_key_and_cert_chain_pem.write_to_path(str(server_pem))
+    ca.cert_pem.write_to_path(str(ca_pem))
+    return str(server_pem), str(ca_pem)
+
+
+@pytest.mark.process
+def test_cli_echo_and_netcat_over_tls(pem_files: tuple[str, str]) -> None:
+    server_pem, ca_pem = pem_files
+    with procs.server(["echo-server", "--tls-cert", server_pem]) as (_, host, port):
+        done = procs.run(["echo-client", "--tls-ca", ca_pem, host, str(port), "over tls"],
+                         capture_output=True, text=True)
+        assert (done.returncode, done.stdout) == (0, "over tls"), done.stderr
+        piped = procs.run(["echo-client", "--insecure", host, str(port)], input=b"x" * 300_000,
+                          capture_output=True)
+        assert piped.returncode == 0 and piped.stdout == b"x" * 300_000, piped.stderr
+        untrusted = procs.run(["echo-client", "--tls", host, str(port), "x"], capture_output=True, text=True)
+        assert untrusted.returncode == 1 and "--tls-ca" in untrusted.stderr
+    listen = ["listen", "--tls-cert", server_pem, "0"]
+    with procs.server(listen, first_line_on_stderr=True) as (_, host, port):
+        sent = procs.run(["connect", "--tls-ca", ca_pem, host, str(port)], input=b"netcat over tls\n",
+                         capture_output=True)
+        assert sent.returncode == 0, sent.stderr
+
+
+@pytest.mark.process
+def test_cli_rejects_unusable_tls_files(tmp_path: Path) -> None:
+    missing = str(tmp_path / "missing.pem")
+    done = procs.run(["echo-server", "--tls-cert", missing], capture_output=True, text=True)
+    assert done.returncode == 2 and "cannot load --tls-cert" in done.stderr
+    done = procs.run(["echo-client", "--tls-ca", missing, "127.0.0.1", "1", "x"],
+                     capture_output=True, text=True)
+    assert done.returncode == 2 and "cannot load --tls-ca" in done.stderr
