@@ -394,3 +394,24 @@ async def test_abort_clients_leaves_time_wait_to_its_timer() -> None:
     open_writer.close()
     server.close()
     await wait(server.wait_closed())
+
+
+async def test_network_object_carries_its_options_to_both_calls() -> None:
+    """The object handed to libraries with a create_connection hook (asyncssh's tunnel=)."""
+    network = udptcp.Network(msl_s=0.05, rto_min_s=0.05)
+    peers: list[Recorder] = []
+
+    def factory() -> Recorder:
+        peers.append(Recorder())
+        return peers[-1]
+
+    server = await network.create_server(factory, "127.0.0.1", 0, backlog=8)
+    async with server:
+        assert server.endpoints[0].config.msl_s == 0.05 and server.endpoints[0].config.backlog == 8
+        port = server.sockets[0].getsockname()[1]
+        transport, client = await network.create_connection(Recorder, "127.0.0.1", port)
+        assert cast(StreamTransport, transport).conn.config.rto_min_s == 0.05
+        transport.write(b"via the hook")
+        await wait(_until(lambda: bool(peers) and bytes(peers[0].data) == b"via the hook"))
+        transport.close()
+        assert await wait(client.lost) is None

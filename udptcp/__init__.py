@@ -13,7 +13,7 @@ corebuild.install()  # before the core is imported: compiled, or its .py files (
 
 from udptcp.config import Config  # noqa: E402
 from udptcp.core import CloseReason, State  # noqa: E402
-from udptcp.protocols import create_connection, create_server  # noqa: E402
+from udptcp.protocols import Network, create_connection, create_server  # noqa: E402
 from udptcp.server import Server  # noqa: E402
 from udptcp.streams import DEFAULT_LIMIT, StreamWriter, open_connection, run, start_server  # noqa: E402
 
@@ -21,6 +21,7 @@ __all__ = [
     "DEFAULT_LIMIT",
     "CloseReason",
     "Config",
+    "Network",
     "Server",
     "State",
     "StreamWriter",

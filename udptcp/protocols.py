@@ -182,3 +182,27 @@ async def create_server(
     if start_serving:
         await server.start_serving()
     return server
+
+
+class Network:
+    """udptcp for a library that takes "something with ``create_connection``" (and
+    ``create_server``) where it would otherwise use the event loop: asyncssh's ``tunnel=``,
+    for one. Options given here (``Config`` fields, ``ssl``...) apply to every call, under
+    those of the call itself."""
+
+    def __init__(self, **options: Any) -> None:
+        self.options = options
+
+    async def create_connection(
+        self, protocol_factory: Callable[[], P], host: str | None = None, port: int | str | None = None,
+        **options: Any,
+    ) -> tuple[asyncio.Transport, P]:
+        """:func:`create_connection` with this network's options."""
+        return await create_connection(protocol_factory, host, port, **{**self.options, **options})
+
+    async def create_server(
+        self, protocol_factory: Callable[[], asyncio.BaseProtocol],
+        host: str | Sequence[str] | None = None, port: int | str | None = None, **options: Any,
+    ) -> Server:
+        """:func:`create_server` with this network's options."""
+        return await create_server(protocol_factory, host, port, **{**self.options, **options})
