@@ -1,9 +1,11 @@
 """Real libraries over udptcp with unmodified application code: aiohttp's server and client
-(examples/aiohttp_udptcp.py), plain and over TLS, a WebSocket and a 50 MB streamed response."""
+(examples/aiohttp_udptcp.py), plain and over TLS, a WebSocket and a 50 MB streamed response;
+an asyncssh session and a 10 MB SFTP transfer (examples/asyncssh_udptcp.py)."""
 
 from __future__ import annotations
 
 import hashlib
+import os
 import ssl
 import sys
 from collections.abc import AsyncIterator
@@ -92,3 +94,42 @@ async def test_aiohttp_requests_websocket_and_a_50_mb_stream(site: tuple[str, di
                 size += len(chunk)
         expected = hashlib.sha256(PATTERN * (BIG_BYTES // CHUNK_BYTES)).hexdigest()
         assert size == BIG_BYTES and digest.hexdigest() == expected
+
+
+async def test_asyncssh_session_and_a_10_mb_sftp_transfer(tmp_path: Path) -> None:
+    pytest.importorskip("asyncssh", reason="asyncssh is not installed (pip install '.[test]')")
+    import asyncssh
+    from asyncssh_udptcp import SshNetwork
+
+    class NoAuth(asyncssh.SSHServer):
+        def begin_auth(self, username: str) -> bool:
+            return False  # this test's server lets anyone in
+
+    def run(process: Any) -> None:
+        process.stdout.write(f"ran {process.command} on {process.get_extra_info('peername')[0]}\n")
+        process.exit(0)
+
+    served = tmp_path / "served"
+    served.mkdir()
+    network = SshNetwork(**QUICK)
+    server = await asyncssh.listen(
+        "127.0.0.1", 0, tunnel=network, server_factory=NoAuth, process_factory=run,
+        server_host_keys=[asyncssh.generate_private_key("ssh-ed25519")],
+        sftp_factory=lambda channel: asyncssh.SFTPServer(channel, chroot=str(served).encode()),
+    )
+    port = server.sockets[0].getsockname()[1]
+    source = tmp_path / "source.bin"
+    source.write_bytes(os.urandom(10 * 1024 * 1024))
+    try:
+        async with asyncssh.connect("127.0.0.1", port, tunnel=network, known_hosts=None,
+                                    username="tester", client_keys=None) as conn:
+            result = await wait(conn.run("uptime"))
+            assert (result.exit_status, result.stdout) == (0, "ran uptime on 127.0.0.1\n")
+            async with conn.start_sftp_client() as sftp:
+                await wait(sftp.put(str(source), "up.bin"))
+                await wait(sftp.get("up.bin", str(tmp_path / "back.bin")))
+        assert (served / "up.bin").read_bytes() == source.read_bytes()
+        assert (tmp_path / "back.bin").read_bytes() == source.read_bytes()
+    finally:
+        server.close()
+        await wait(server.wait_closed())

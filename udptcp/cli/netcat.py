@@ -2,7 +2,9 @@
 
 Standard input goes to the peer and the peer's bytes go to standard output. The end of
 standard input is a half-close (FIN); the command keeps printing until the peer closes too.
-Over TLS, which asyncio cannot half-close, the end of standard input closes the connection.
+Over TLS, which asyncio cannot half-close, the end of ``connect``'s standard input closes the
+connection, and ``listen`` relays until its peer closes (were both to close at the end of
+their input, data still on its way to the side that closed first would be an error).
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ async def listen(args: argparse.Namespace) -> int:
     say(listening_line(server), err=True)
     reader, writer = await accepted
     server.close()
-    await relay(reader, writer)
+    await relay(reader, writer, closes=False)
     await server.wait_closed()
     return EXIT_OK
 
@@ -60,12 +62,13 @@ async def connect(args: argparse.Namespace) -> int:
 
 async def relay(
     reader: asyncio.StreamReader, writer: asyncio.StreamWriter, message: bytes | None = None,
-    *, echoed: bool = False,
+    *, echoed: bool = False, closes: bool = True,
 ) -> None:
     """``message`` (or stdin) -> peer, then FIN; peer -> stdout; until both directions ended.
 
     Over TLS there is no FIN of our own before the close: the end of the input closes the
-    connection, or, for a peer that ``echoed`` what it got, the end of its echo does.
+    connection (unless not ``closes``: then the peer's close ends it), or, for a peer that
+    ``echoed`` what it got, the end of its echo does.
     """
     loop = asyncio.get_running_loop()
     half_close = writer.can_write_eof()
@@ -86,9 +89,9 @@ async def relay(
         input_done.set()
         if half_close:
             writer.write_eof()
-        elif not echoed or not sent:
-            writer.close()
-        await writer.drain()
+            await writer.drain()
+        elif closes and (not echoed or not sent):
+            writer.close()  # sends what is queued first; drain() would race the close
 
     stdout = StdoutWriter(loop)
     sender = asyncio.create_task(upstream())
