@@ -6,6 +6,7 @@ H:P``, ``--target H:P``): what one command prints, another can be given back.
 
 from __future__ import annotations
 
+import socket
 from typing import Any
 
 MAX_PORT = 65535
@@ -35,3 +36,25 @@ def parse_address(text: str) -> tuple[str, int]:
     if not port.isdigit() or int(port) > MAX_PORT:
         raise ValueError(f"{text!r}: port {port!r} is not a number in [0, {MAX_PORT}]")
     return host, int(port)
+
+
+def check_port(port: int | str) -> int:
+    """A port argument as an int; TypeError or ValueError says what is wrong with it."""
+    if isinstance(port, str):
+        if not port.isdigit():
+            raise ValueError(f"port must be a number in [0, {MAX_PORT}], got {port!r}")
+        port = int(port)
+    if isinstance(port, bool) or not isinstance(port, int):
+        raise TypeError(f"port must be an int, got {type(port).__name__}")
+    if not 0 <= port <= MAX_PORT:
+        raise ValueError(f"port must be in [0, {MAX_PORT}], got {port}")
+    return port
+
+
+def numeric_address(host: str, port: int, family: int) -> list[Any]:
+    """The address of a numeric ``host`` without the resolver's thread (asyncio's own
+    ``create_connection`` skips it likewise); empty for a name, which must be resolved."""
+    try:
+        return socket.getaddrinfo(host, port, family, socket.SOCK_DGRAM, 0, socket.AI_NUMERICHOST)
+    except socket.gaierror:
+        return []

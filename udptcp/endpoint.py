@@ -287,7 +287,7 @@ class Endpoint(asyncio.DatagramProtocol):
     # -- opening connections ---------------------------------------------------------------
 
     def connect(
-        self, peer: Address, established: asyncio.Future[None], protocol: asyncio.Protocol
+        self, peer: Address, established: asyncio.Future[None], protocol: asyncio.BaseProtocol
     ) -> StreamTransport:
         """Actively open a connection to ``peer``; ``protocol`` gets it once established."""
         now = clock()

@@ -1,17 +1,18 @@
 """The asyncio driver of one connection core, presented as an ``asyncio.Transport``.
 
-asyncio's own ``StreamReaderProtocol``, ``StreamReader`` and ``StreamWriter`` sit on top of it
-unchanged (as aioquic's stream adapter does), so udptcp's streams behave exactly like
-asyncio's. Every entry point (a datagram, the timer, an application call) ends in ``_pump``:
-drain the core's events, send its datagrams, re-arm the one timer. Writes in one loop turn are
-coalesced into one pump with ``call_soon``.
+Any asyncio protocol sits on top of it as it would on a TCP transport: a ``Protocol``
+(``data_received``) or a ``BufferedProtocol`` (``get_buffer``/``buffer_updated``), asyncio's own
+``StreamReaderProtocol`` for the streams, asyncio's ``SSLProtocol`` for TLS (``udptcp.tls``).
+Every entry point (a datagram, the timer, an application call) ends in ``_pump``: drain the
+core's events, send its datagrams, re-arm the one timer. Writes in one loop turn are coalesced
+into one pump with ``call_soon``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from structlog.stdlib import BoundLogger
 
@@ -25,6 +26,7 @@ from udptcp.core import (
     DataReceived,
     EofReceived,
     SendComplete,
+    State,
     StateChanged,
 )
 from udptcp.core.state import ENDED, WRITABLE
@@ -66,7 +68,11 @@ class DatagramOutlet(Protocol):
 
 
 class StreamTransport(asyncio.Transport):
-    """One udptcp connection, as asyncio's streams expect a transport to behave."""
+    """One udptcp connection, with the semantics of asyncio's TCP transports."""
+
+    _start_tls_compatible = True
+    """The stock loop's ``loop.start_tls`` accepts this transport (uvloop's accepts only its
+    own: ``udptcp.tls.start_tls`` works with both)."""
 
     def __init__(
         self, endpoint: Endpoint, conn: Connection, peer: Address, *, cid: str,
@@ -82,6 +88,10 @@ class StreamTransport(asyncio.Transport):
         self._established = established
         self._protocol: asyncio.BaseProtocol | None = None
         self._logger: BoundLogger | None = None  # made on first use: most connections never log
+        self._buffered = False
+        self._held: list[bytes | memoryview | None] = []
+        """Delivered by the core but not yet to the protocol, which paused reading meanwhile
+        (None: the EOF)."""
         self._debug = debug_enabled()
         self._trace = (
             get_logger(TRACE_LOGGER_NAME, cid=cid) if debug_enabled(TRACE_LOGGER_NAME) else None
@@ -206,7 +216,7 @@ class StreamTransport(asyncio.Transport):
         ):
             self._paused_protocol = False
             protocol = self._protocol
-            if isinstance(protocol, asyncio.Protocol) and not self._lost:
+            if protocol is not None and not self._lost:
                 protocol.resume_writing()
         outlet = self.outlet
         if not outlet.writing_paused:
@@ -275,11 +285,18 @@ class StreamTransport(asyncio.Transport):
         self._pump()
 
     def _deliver(self, chunks: list[bytes | memoryview]) -> None:
-        """In-order data of one pass, handed to the protocol in one call."""
+        """In-order data of one pass, handed to the protocol in one call (held while the
+        protocol has paused reading: it asked for no more until it resumes)."""
         protocol = self._protocol
-        if isinstance(protocol, asyncio.Protocol) and not self._closing:
-            data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-            protocol.data_received(data)  # type: ignore[arg-type]
+        if protocol is None or self._closing:
+            return
+        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        if not self._reading:
+            self._held.append(bytes(data))  # the datagram's buffer is reused
+        elif self._buffered:
+            _feed_buffered(cast(asyncio.BufferedProtocol, protocol), data)
+        else:
+            cast(asyncio.Protocol, protocol).data_received(data)  # type: ignore[arg-type]
 
     def _on_event(self, event: object) -> None:
         if self.tracer is not None:
@@ -323,10 +340,14 @@ class StreamTransport(asyncio.Transport):
     def _on_eof(self) -> None:
         self._eof_received = True
         protocol = self._protocol
-        if isinstance(protocol, asyncio.Protocol) and not self._closing:
-            keep_open = protocol.eof_received()
-            if not keep_open:
-                self.close()
+        if protocol is None or self._closing:
+            return
+        if not self._reading:
+            self._held.append(None)
+            return
+        keep_open = cast(asyncio.Protocol, protocol).eof_received()
+        if not keep_open:
+            self.close()  # as asyncio's TCP transports: a protocol that returns falsy is done
 
     def _on_failed(self, reason: CloseReason) -> None:
         exc = self._exception_for(reason)
@@ -438,20 +459,28 @@ class StreamTransport(asyncio.Transport):
         return self._closing
 
     def close(self) -> None:
-        """Close both ways: a FIN after what is queued; ``connection_lost`` once it is acked."""
+        """Close both ways: a FIN after what is queued; ``connection_lost`` once it is acked.
+
+        If our FIN is acknowledged already (``write_eof`` earlier: FIN_WAIT_2), the application
+        is done at once, as with a kernel socket closed after ``shutdown(SHUT_WR)``: the
+        endpoint keeps the orphaned connection until the peer's FIN or
+        ``fin_wait_2_timeout_s``, and answers data that still arrives with RST.
+        """
         if self._closing:
             return
         if self.tracer is not None:
             self.tracer.app("close", self._clock())
         self._closing = True
         self._eof_written = True
+        self._held.clear()
         self.conn.close()
-        if self.conn.state in ENDED:
+        if self.conn.state in ENDED or self.conn.state is State.FIN_WAIT_2:
             self._connection_lost(self._error)
         self.pump_soon()
 
     def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
         self._protocol = protocol
+        self._buffered = isinstance(protocol, asyncio.BufferedProtocol)
 
     def get_protocol(self) -> asyncio.BaseProtocol:
         assert self._protocol is not None
@@ -469,8 +498,19 @@ class StreamTransport(asyncio.Transport):
             self.conn.pause_reading()
 
     def resume_reading(self) -> None:
-        if not self._reading:
-            self._reading = True
+        """Deliver what was held, and reopen the window."""
+        if self._reading:
+            return
+        self._reading = True
+        held, self._held = self._held, []
+        for data in held:
+            if not self._reading:  # paused again by the protocol meanwhile
+                self._held.append(data)
+            elif data is None:
+                self._on_eof()
+            elif self._protocol is not None and not self._closing:
+                self._deliver([data])
+        if self._reading:
             self.conn.resume_reading()
             self.pump_soon()
 
@@ -498,11 +538,14 @@ class StreamTransport(asyncio.Transport):
         else:
             self.pump_soon()  # more in this loop turn joins it in one burst
         self._account()
+        self._check_high_water()
+
+    def _check_high_water(self) -> None:
         if not self._paused_protocol and (
-            conn.send_buffered > self._high_water or self._endpoint.memory_pressure
+            self.conn.send_buffered > self._high_water or self._endpoint.memory_pressure
         ):
             protocol = self._protocol
-            if isinstance(protocol, asyncio.Protocol):
+            if protocol is not None:
                 self._paused_protocol = True
                 protocol.pause_writing()
 
@@ -528,9 +571,17 @@ class StreamTransport(asyncio.Transport):
         if self.tracer is not None:
             self.tracer.app("abort", self._clock())
         self._closing = True
+        self._held.clear()
         self.conn.abort()
         self._pump()
         self._connection_lost(self._error)
+
+    def _force_close(self, exc: BaseException | None) -> None:
+        """Abort, handing ``exc`` to ``connection_lost`` (asyncio's SSL layer calls this on a
+        fatal TLS error or a handshake timeout, as on asyncio's own transports)."""
+        if self._error is None:
+            self._error = exc
+        self.abort()
 
     def get_write_buffer_size(self) -> int:
         return self.conn.send_buffered
@@ -546,3 +597,17 @@ class StreamTransport(asyncio.Transport):
         if not high >= low >= 0:
             raise ValueError(f"high ({high!r}) must be >= low ({low!r}) must be >= 0")
         self._high_water, self._low_water = high, low
+        self._check_high_water()
+
+
+def _feed_buffered(protocol: asyncio.BufferedProtocol, data: bytes | memoryview) -> None:
+    """Copy ``data`` into the protocol's own buffers, as many as it takes."""
+    view = memoryview(data)
+    while view:
+        buf = memoryview(protocol.get_buffer(len(view)))
+        size = min(len(buf), len(view))
+        if not size:
+            raise RuntimeError(f"{type(protocol).__name__}.get_buffer() returned an empty buffer")
+        buf[:size] = view[:size]
+        protocol.buffer_updated(size)
+        view = view[size:]

@@ -28,9 +28,10 @@ from typing import Any
 import udptcp
 from udptcp.addresses import parse_address
 from udptcp.cli import workers
-from udptcp.cli.common import EXIT_OK, build_config, listening_line, say
+from udptcp.cli.common import EXIT_OK, build_config, client_tls, listening_line, say
 from udptcp.corebuild import core_build
 from udptcp.trace.explain import LimitSampler, explain
+from udptcp.transport import StreamTransport
 
 MB = 1_000_000
 BLOCK_BYTES = 1 << 20
@@ -123,6 +124,10 @@ def _start_server_process(args: argparse.Namespace) -> subprocess.Popen[bytes]:
         argv += ["--trace", _server_side(args.trace)]
     if args.pcap is not None:
         argv += ["--pcap", _server_side(args.pcap)]
+    if args.tls_cert is not None:
+        argv += ["--tls-cert", args.tls_cert]
+    if args.tls_key is not None:
+        argv += ["--tls-key", args.tls_key]
     return subprocess.Popen(argv, stdout=subprocess.PIPE)
 
 
@@ -168,7 +173,10 @@ async def _serve(args: argparse.Namespace) -> int:
         received = 0
         first = cpu0 = 0.0
         try:
-            while data := await reader.read(BLOCK_BYTES):
+            # Over TLS the client cannot half-close (asyncio's TLS has no write_eof): the
+            # server stops at the size both were given.
+            expected = int(args.size_mb * MB) if writer.get_extra_info("sslcontext") else None
+            while (expected is None or received < expected) and (data := await reader.read(BLOCK_BYTES)):
                 if not received:
                     first, cpu0 = time.perf_counter(), time.process_time()
                 received += len(data)
@@ -218,8 +226,10 @@ async def _serve(args: argparse.Namespace) -> int:
 async def _client(args: argparse.Namespace, port: int) -> dict[str, Any]:
     total = int(args.size_mb * MB)
     block = memoryview(os.urandom(BLOCK_BYTES))
-    reader, writer = await udptcp.open_connection(args.host, port, config=build_config(args))
-    sampler = LimitSampler(writer.transport)  # type: ignore[arg-type]
+    reader, writer = await udptcp.open_connection(
+        args.host, port, ssl=client_tls(args), config=build_config(args)
+    )
+    sampler = LimitSampler(_udptcp_transport(writer))
     progress = None if args.no_progress else asyncio.create_task(_progress(writer, total))
     start, cpu0 = time.perf_counter(), time.process_time()
     sent = 0
@@ -230,7 +240,8 @@ async def _client(args: argparse.Namespace, port: int) -> dict[str, Any]:
                 writer.write(chunk)
                 sent += len(chunk)
                 await writer.drain()
-            writer.write_eof()
+            if writer.can_write_eof():  # not over TLS: the server counts to --size-mb instead
+                writer.write_eof()
             reply = await reader.readline()
     except TimeoutError:
         # Time is up: what the receiver has acknowledged is what it got. The connection is
@@ -244,6 +255,8 @@ async def _client(args: argparse.Namespace, port: int) -> dict[str, Any]:
     cpu = time.process_time() - cpu0
     _stop_progress(progress)
     stats = writer.get_extra_info("stats")
+    io_path = writer.get_extra_info("io_path")  # before the close: a TLS transport forgets it
+    cipher = writer.get_extra_info("cipher")
     writer.close()
     await writer.wait_closed()
     server = json.loads(reply)
@@ -256,7 +269,7 @@ async def _client(args: argparse.Namespace, port: int) -> dict[str, Any]:
         "segments_per_s": stats["segments_sent"] / elapsed,
         "cpu_client": cpu / elapsed, "cpu_server": server["cpu_s"] / max(server["seconds"], 1e-9),
         "retransmitted": stats["retransmitted_segments"], "timeouts": stats["timeouts"],
-        "core": core_build(), "io_path": writer.get_extra_info("io_path"),
+        "core": core_build(), "io_path": io_path, "tls": cipher[0] if cipher else None,
         "explanation": explain(sampler, stats, total),
     }
 
@@ -306,6 +319,16 @@ def _stop_progress(progress: asyncio.Task[None] | None) -> None:
         print(file=sys.stderr, flush=True)
 
 
+def _udptcp_transport(writer: asyncio.StreamWriter) -> StreamTransport:
+    """The connection under ``writer``: its transport, or under TLS the one asyncio's SSL
+    layer writes to (its ``_ssl_protocol._transport``, asyncio's own name)."""
+    transport: Any = writer.transport
+    if not isinstance(transport, StreamTransport):
+        transport = transport._ssl_protocol._transport
+    assert isinstance(transport, StreamTransport)
+    return transport
+
+
 def _loop_name() -> str:
     return type(asyncio.get_running_loop()).__module__.split(".")[0]
 
@@ -317,6 +340,7 @@ def _print_result(r: dict[str, Any]) -> None:
     server_cpu = "?" if r["cpu_server"] is None else f"{r['cpu_server']:.0%}"
     say(f"  cpu          client {r['cpu_client']:.0%}, server {server_cpu} of one core")
     say(f"  recovery     {r['retransmitted']} segments retransmitted, {r['timeouts']} timeouts")
-    say(f"  build        {r['core']} core; I/O by {r['io_path']}")
+    say(f"  build        {r['core']} core; I/O by {r['io_path']}"
+        + (f"; TLS {r['tls']}" if r.get("tls") else ""))
     for line in r.get("explanation", []):
         say(line)

@@ -9,18 +9,19 @@ import os
 import queue
 import signal
 import socket
+import ssl
 import sys
 import threading
 from collections.abc import Coroutine
 from dataclasses import fields
 from typing import Any
 
-from udptcp import lifetime
+from udptcp import lifetime, tls
 from udptcp.addresses import format_address
 from udptcp.config import Config
 from udptcp.loops import LOOP_CHOICES
+from udptcp.server import Server
 from udptcp.signals import STOP_SIGNALS, on_signals
-from udptcp.streams import Server
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -78,6 +79,50 @@ def add_common_options(parser: argparse.ArgumentParser, *, client: bool) -> None
         help="any udptcp.Config option, e.g. -o rto_min_s=0.05 -o congestion_control=newreno",
     )
     parser.set_defaults(client=client)
+
+
+def add_tls_options(parser: argparse.ArgumentParser, *, client: bool, server: bool) -> None:
+    """--tls-cert/--tls-key (serving TLS), --tls/--tls-ca/--insecure (connecting with TLS)."""
+    if server:
+        parser.add_argument("--tls-cert", metavar="PEM", help="serve TLS 1.3 with this certificate "
+                            "(and its chain; the key too, unless --tls-key)")
+        parser.add_argument("--tls-key", metavar="PEM", help="the private key of --tls-cert")
+    if client:
+        parser.add_argument("--tls", action="store_true",
+                            help="connect with TLS 1.3, the server's certificate checked against "
+                            "the system's CAs and the host name given")
+        parser.add_argument("--tls-ca", metavar="PEM", help="TLS, trusting the CAs in this file "
+                            "instead of the system's (e.g. a private CA)")
+        parser.add_argument("--insecure", action="store_true",
+                            help="TLS without checking the server's certificate (encrypted, but "
+                            "anyone in the path can pretend to be the server)")
+
+
+def server_tls(args: argparse.Namespace) -> ssl.SSLContext | None:
+    """The context --tls-cert/--tls-key ask for, or None (plain udptcp)."""
+    cert, key = getattr(args, "tls_cert", None), getattr(args, "tls_key", None)
+    if cert is None:
+        if key is not None:
+            raise ValueError("--tls-key needs --tls-cert")
+        return None
+    try:
+        return tls.server_context(cert, key)
+    except (OSError, ssl.SSLError) as exc:
+        raise ValueError(f"cannot load --tls-cert {cert!r}{f' / --tls-key {key!r}' if key else ''}: {exc}; "
+                         "give a PEM certificate and its private key") from exc
+
+
+def client_tls(args: argparse.Namespace) -> ssl.SSLContext | None:
+    """The context --tls/--tls-ca/--insecure ask for, or None (plain udptcp)."""
+    cafile, insecure = getattr(args, "tls_ca", None), getattr(args, "insecure", False)
+    if not (getattr(args, "tls", False) or cafile or insecure):
+        return None
+    if cafile and insecure:
+        raise ValueError("--insecure checks no certificate: it makes --tls-ca pointless; give one")
+    try:
+        return tls.client_context(cafile, verify=not insecure)
+    except (OSError, ssl.SSLError) as exc:
+        raise ValueError(f"cannot load --tls-ca {cafile!r}: {exc}; give a file of PEM certificates") from exc
 
 
 def add_loop_option(parser: argparse.ArgumentParser) -> None:
@@ -259,6 +304,13 @@ def exit_code_for(exc: BaseException, *, host: str | None = None) -> tuple[int, 
             f"cannot resolve {name}: {exc.strerror or exc}; check the spelling and the DNS "
             "settings, or give an IP address"
         )
+    if isinstance(exc, ssl.SSLCertVerificationError):  # before ValueError: it is one too
+        return EXIT_ERROR, (
+            f"TLS: {exc.verify_message or exc}; give the CA that signed the server's certificate "
+            "with --tls-ca, or connect by the name the certificate is for"
+        )
+    if isinstance(exc, ssl.SSLError):
+        return EXIT_ERROR, f"TLS: {exc.reason or exc}"
     if isinstance(exc, ConnectionRefusedError):
         return EXIT_REFUSED, str(exc)
     if isinstance(exc, TimeoutError):

@@ -8,7 +8,7 @@ import sys
 
 import udptcp
 from udptcp.cli import workers
-from udptcp.cli.common import EXIT_OK, READ_CHUNK_BYTES, build_config, listening_line, say
+from udptcp.cli.common import EXIT_OK, READ_CHUNK_BYTES, build_config, client_tls, listening_line, say
 from udptcp.cli.netcat import relay
 from udptcp.signals import on_signals
 
@@ -62,9 +62,12 @@ async def _close(server: udptcp.Server) -> int:
 
 
 async def client(args: argparse.Namespace) -> int:
-    """Send the message (or standard input), half-close, print the echo until the server closes."""
-    reader, writer = await udptcp.open_connection(args.host, args.port, config=build_config(args))
-    await relay(reader, writer, None if args.message is None else args.message.encode())
+    """Send the message (or standard input), half-close, print the echo until the server closes
+    (over TLS, which has no half-close here, until all of it is echoed)."""
+    reader, writer = await udptcp.open_connection(
+        args.host, args.port, ssl=client_tls(args), config=build_config(args)
+    )
+    await relay(reader, writer, None if args.message is None else args.message.encode(), echoed=True)
     if args.message is not None and sys.stdout.isatty():
         print(flush=True)
     return EXIT_OK

@@ -20,6 +20,7 @@ from udptcp.cli.common import (
     EXIT_USAGE,
     add_common_options,
     add_loop_option,
+    add_tls_options,
     exit_code_for,
     reset_on_signals,
 )
@@ -63,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=0, help="port to listen on (default 0: a free one)")
     workers.add_arguments(p)
     add_common_options(p, client=False)
+    add_tls_options(p, client=False, server=True)
     p.set_defaults(run=echo.serve)
 
     p = sub.add_parser("echo-client", help="send a message or stdin, print the echo")
@@ -70,18 +72,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("port", type=int, help="the echo server's port")
     p.add_argument("message", nargs="?", help="what to send (default: standard input)")
     add_common_options(p, client=True)
+    add_tls_options(p, client=True, server=False)
     p.set_defaults(run=echo.client, resets_on_signal=True)
 
     p = sub.add_parser("listen", help="accept one connection: peer to stdout, stdin to peer")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("port", type=int, help="port to listen on; 0 picks a free one")
     add_common_options(p, client=False)
+    add_tls_options(p, client=False, server=True)
     p.set_defaults(run=netcat.listen, resets_on_signal=True)
 
     p = sub.add_parser("connect", help="connect: stdin to peer, peer to stdout")
     p.add_argument("host", help="the server's host name or IP address (e.g. of udptcp listen)")
     p.add_argument("port", type=int, help="the server's port")
     add_common_options(p, client=True)
+    add_tls_options(p, client=True, server=False)
     p.set_defaults(run=netcat.connect, resets_on_signal=True)
 
     p = sub.add_parser(
@@ -98,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_arguments(p)
     workers.add_arguments(p)
     add_common_options(p, client=True)
+    add_tls_options(p, client=True, server=True)
     p.set_defaults(run=bench.run)
 
     tunnel.add_parsers(sub)

@@ -28,10 +28,11 @@ from collections.abc import Callable
 
 import udptcp
 from udptcp.addresses import format_address
-from udptcp.cli.common import EXIT_ERROR, EXIT_OK
+from udptcp.cli.common import EXIT_ERROR, EXIT_OK, server_tls
 from udptcp.config import Config
 from udptcp.log import get_logger
-from udptcp.streams import ClientConnectedCallback, Server, listening_socket, resolve_passive
+from udptcp.server import Server, listening_socket, resolve_passive
+from udptcp.streams import ClientConnectedCallback
 
 WORKER_START_TIMEOUT_S = 20.0
 """How long a worker may take to say that it listens."""
@@ -81,14 +82,19 @@ async def listen(
     and starts the workers (``on_line`` gets every line a worker prints after its first).
     Without ``--workers`` the server is the usual one, without SO_REUSEPORT.
     """
+    context = server_tls(args)
     if args.worker_fd is not None:
         inherited = socket.socket(fileno=args.worker_fd)
-        return await udptcp.start_server(handler, sock=inherited, reuse_port=True, config=config), None
+        return await udptcp.start_server(
+            handler, sock=inherited, reuse_port=True, ssl=context, config=config
+        ), None
     if args.workers is None:
-        return await udptcp.start_server(handler, args.host, args.port, config=config), None
+        return await udptcp.start_server(handler, args.host, args.port, ssl=context, config=config), None
     sockets = await _bind_group(args.host, args.port, args.workers, config)
     try:
-        server = await udptcp.start_server(handler, sock=sockets[0], reuse_port=True, config=config)
+        server = await udptcp.start_server(
+            handler, sock=sockets[0], reuse_port=True, ssl=context, config=config
+        )
     except BaseException:
         for sock in sockets:
             sock.close()

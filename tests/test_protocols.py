@@ -1,0 +1,417 @@
+"""create_connection/create_server: asyncio's Protocol API over loopback, on both loops,
+over IPv4 and IPv6; and the closing fixes found with it (close after write_eof, abort_clients)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from collections.abc import Callable
+from typing import Any, cast
+
+import pytest
+
+import udptcp
+from udptcp.server import Server
+from udptcp.transport import StreamTransport
+
+QUICK: dict[str, Any] = {"msl_s": 0.05, "rto_min_s": 0.05}
+WAIT_S = 20.0
+"""Bound on every wait for something the code under test must do; reached only on failure."""
+STILL_BLOCKED_S = 1.0
+"""How long something must keep not happening, as evidence that it is held back."""
+
+
+def _has_ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as sock:
+            sock.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+HOSTS = [
+    "127.0.0.1",
+    pytest.param("::1", marks=pytest.mark.skipif(not _has_ipv6_loopback(), reason="no IPv6 loopback")),
+]
+
+
+class Recorder(asyncio.Protocol):
+    """Records every callback, in order; ``keep_open`` is what ``eof_received`` returns."""
+
+    def __init__(self, keep_open: bool = False) -> None:
+        self.keep_open = keep_open
+        self.events: list[str] = []
+        self.data = bytearray()
+        self.transport: asyncio.Transport | None = None
+        self.lost: asyncio.Future[BaseException | None] = asyncio.get_running_loop().create_future()
+        self.eof = asyncio.Event()
+        self.made = asyncio.Event()
+        self.received = asyncio.Event()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+        self.events.append("made")
+        self.made.set()
+
+    def data_received(self, data: bytes) -> None:
+        if self.events[-1] != "data":
+            self.events.append("data")
+        self.data += data
+        self.received.set()
+
+    def eof_received(self) -> bool:
+        self.events.append("eof")
+        self.eof.set()
+        return self.keep_open
+
+    def pause_writing(self) -> None:
+        self.events.append("pause_writing")
+
+    def resume_writing(self) -> None:
+        self.events.append("resume_writing")
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.events.append("lost")
+        self.lost.set_result(exc)
+
+
+async def serve(factory: Callable[[], asyncio.BaseProtocol], host: str, **options: Any) -> tuple[Server, int]:
+    server = await udptcp.create_server(factory, host, 0, **{**QUICK, **options})
+    return server, server.sockets[0].getsockname()[1]
+
+
+async def wait(awaitable: Any) -> Any:
+    return await asyncio.wait_for(awaitable, WAIT_S)
+
+
+@pytest.mark.parametrize("host", HOSTS)
+async def test_callbacks_and_a_half_open_connection_kept_by_eof_received(host: str) -> None:
+    """eof_received returning True keeps the connection: the server answers after the client's
+    FIN, then closes; each side sees made, data, eof, lost, in that order."""
+    servers: list[Recorder] = []
+
+    def factory() -> Recorder:
+        servers.append(Recorder(keep_open=True))
+        return servers[-1]
+
+    server, port = await serve(factory, host)
+    async with server:
+        transport, client = await udptcp.create_connection(Recorder, host, port, **QUICK)
+        assert client.events == ["made"] and client.transport is transport
+        assert transport.get_extra_info("peername")[:2] == (host, port)
+        assert transport.get_extra_info("sockname")[0] == host
+        assert transport.can_write_eof()
+        transport.write(b"request")
+        transport.write_eof()
+        with pytest.raises(RuntimeError, match="write_eof"):
+            transport.write(b"more")
+        await wait(_until(lambda: bool(servers)))
+        peer = servers[0]
+        await wait(peer.eof.wait())
+        assert bytes(peer.data) == b"request" and peer.events == ["made", "data", "eof"]
+        assert peer.transport is not None and not peer.transport.is_closing()
+        peer.transport.write(b"reply after your FIN")
+        peer.transport.close()
+        assert await wait(client.lost) is None
+        assert client.events == ["made", "data", "eof", "lost"]
+        assert bytes(client.data) == b"reply after your FIN"
+        assert await wait(peer.lost) is None
+
+
+async def test_eof_received_returning_false_closes_the_transport() -> None:
+    server, port = await serve(Recorder, "127.0.0.1")
+    async with server:
+        transport, client = await udptcp.create_connection(
+            lambda: Recorder(keep_open=True), "127.0.0.1", port, **QUICK
+        )
+        transport.write_eof()
+        # The server's protocol returns False: its transport closes, so our side sees its FIN.
+        await wait(client.eof.wait())
+        transport.close()
+        assert await wait(client.lost) is None
+
+
+class Collector(asyncio.BufferedProtocol):
+    """A BufferedProtocol with a small buffer, so that one delivery takes many buffers."""
+
+    BUFFER_BYTES = 1000
+
+    def __init__(self) -> None:
+        self.buffer = bytearray(self.BUFFER_BYTES)
+        self.data = bytearray()
+        self.calls = 0
+        self.done = asyncio.get_running_loop().create_future()
+
+    def get_buffer(self, sizehint: int) -> bytearray:
+        return self.buffer
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.calls += 1
+        self.data += self.buffer[:nbytes]
+
+    def eof_received(self) -> bool:
+        self.done.set_result(bytes(self.data))
+        return False
+
+
+@pytest.mark.parametrize("host", HOSTS)
+async def test_buffered_protocol_gets_every_byte_through_its_own_buffer(host: str) -> None:
+    payload = os.urandom(1_000_000)
+
+    def sender() -> Recorder:
+        protocol = Recorder()
+        protocol.made = asyncio.Event()
+        return protocol
+
+    senders: list[Recorder] = []
+
+    def factory() -> Recorder:
+        senders.append(sender())
+        return senders[-1]
+
+    server, port = await serve(factory, host)
+    async with server:
+        transport, collector = await udptcp.create_connection(Collector, host, port, **QUICK)
+        await wait(_until(lambda: bool(senders) and senders[0].transport is not None))
+        peer_transport = senders[0].transport
+        assert peer_transport is not None
+        peer_transport.write(payload)
+        peer_transport.write_eof()
+        assert await wait(collector.done) == payload
+        assert collector.calls >= len(payload) // Collector.BUFFER_BYTES
+        transport.close()
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    """Yield to the loop until ``condition()`` holds (callers bound the wait)."""
+    while not condition():
+        await asyncio.sleep(0)
+
+
+async def test_pause_and_resume_writing_at_the_write_buffer_limits() -> None:
+    release = asyncio.Event()
+
+    class Slow(Recorder):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            super().connection_made(transport)
+            cast(asyncio.Transport, transport).pause_reading()
+            asyncio.get_running_loop().create_task(self._later())
+
+        async def _later(self) -> None:
+            await release.wait()
+            assert self.transport is not None
+            self.transport.resume_reading()
+
+    server, port = await serve(Slow, "127.0.0.1", recv_buffer_bytes=256_000)
+    async with server:
+        transport, client = await udptcp.create_connection(Recorder, "127.0.0.1", port, **QUICK)
+        with pytest.raises(ValueError, match="must be >= low"):
+            transport.set_write_buffer_limits(high=10, low=20)
+        transport.set_write_buffer_limits(high=200_000)
+        assert transport.get_write_buffer_limits() == (50_000, 200_000)
+        transport.write(os.urandom(1_000_000))
+        assert client.events == ["made", "pause_writing"]  # at once, within write()
+        assert transport.get_write_buffer_size() == 1_000_000
+        await asyncio.sleep(STILL_BLOCKED_S)  # evidence: nothing may change meanwhile
+        assert client.events == ["made", "pause_writing"]
+        assert transport.get_write_buffer_size() > 200_000
+        release.set()
+        await wait(_until(lambda: "resume_writing" in client.events))
+        assert transport.get_write_buffer_size() <= 50_000
+        transport.close()
+        assert await wait(client.lost) is None
+
+
+async def test_pause_reading_closes_the_window_and_resume_reading_delivers_in_order() -> None:
+    peers: list[Recorder] = []
+
+    def factory() -> Recorder:
+        peers.append(Recorder())
+        return peers[-1]
+
+    server, port = await serve(factory, "127.0.0.1", recv_buffer_bytes=256_000)
+    async with server:
+        transport, client = await udptcp.create_connection(Recorder, "127.0.0.1", port, **QUICK)
+        await wait(_until(lambda: bool(peers) and peers[0].transport is not None))
+        peer = peers[0]
+        assert peer.transport is not None
+        peer.transport.pause_reading()
+        assert not peer.transport.is_reading()
+        payload = os.urandom(2_000_000)
+        transport.write(payload)
+        transport.write_eof()
+        await asyncio.sleep(STILL_BLOCKED_S)  # evidence: nothing may be delivered meanwhile
+        assert peer.events == ["made"] and not peer.data
+        stats = transport.get_extra_info("stats")
+        assert stats["peer_window_bytes"] == 0, "the paused reader's window stayed open"
+        assert stats["bytes_acked"] <= 256_000
+        peer.transport.resume_reading()
+        await wait(peer.eof.wait())
+        assert bytes(peer.data) == payload and peer.events[:3] == ["made", "data", "eof"]
+        await wait(client.eof.wait())  # the peer's protocol returned False: it closed
+        transport.close()
+
+
+async def test_pausing_inside_data_received_holds_the_rest_of_the_delivery() -> None:
+    """Data the core delivered after the protocol paused reading waits for resume_reading."""
+
+    class PauseAtOnce(Recorder):
+        def data_received(self, data: bytes) -> None:
+            super().data_received(data)
+            assert self.transport is not None
+            self.transport.pause_reading()
+
+    peers: list[PauseAtOnce] = []
+
+    def factory() -> PauseAtOnce:
+        peers.append(PauseAtOnce())
+        return peers[-1]
+
+    server, port = await serve(factory, "127.0.0.1")
+    async with server:
+        transport, _ = await udptcp.create_connection(Recorder, "127.0.0.1", port, **QUICK)
+        transport.write(b"first")
+        await wait(_until(lambda: bool(peers) and bool(peers[0].data)))
+        transport.write(b"second")
+        transport.write_eof()
+        peer = peers[0]
+        await asyncio.sleep(STILL_BLOCKED_S)  # evidence: nothing may be delivered meanwhile
+        assert bytes(peer.data) == b"first" and "eof" not in peer.events
+        assert peer.transport is not None
+        while "eof" not in peer.events:
+            peer.transport.resume_reading()  # data_received pauses again each time
+            await wait(_until(lambda: not peer.transport.is_reading() or "eof" in peer.events))  # type: ignore[union-attr]
+        assert bytes(peer.data) == b"firstsecond"
+        transport.close()
+
+
+async def test_abort_resets_the_peer_and_ends_both_sides() -> None:
+    peers: list[Recorder] = []
+
+    def factory() -> Recorder:
+        peers.append(Recorder())
+        return peers[-1]
+
+    server, port = await serve(factory, "::1" if _has_ipv6_loopback() else "127.0.0.1")
+    async with server:
+        host = server.sockets[0].getsockname()[0]
+        transport, client = await udptcp.create_connection(Recorder, host, port, **QUICK)
+        transport.write(b"x")
+        await wait(_until(lambda: bool(peers) and bool(peers[0].data)))
+        transport.write(b"discarded" * 1000)
+        transport.abort()
+        assert transport.is_closing()
+        assert await wait(client.lost) is None
+        assert isinstance(await wait(peers[0].lost), ConnectionResetError)
+
+
+async def test_a_failing_protocol_factory_resets_the_connection_and_is_reported() -> None:
+    loop = asyncio.get_running_loop()
+    reported: list[dict[str, Any]] = []
+    loop.set_exception_handler(lambda _loop, context: reported.append(context))
+
+    def broken() -> asyncio.Protocol:
+        raise RuntimeError("factory bug")
+
+    try:
+        server, port = await serve(broken, "127.0.0.1")
+        async with server:
+            _, client = await udptcp.create_connection(Recorder, "127.0.0.1", port, **QUICK)
+            assert isinstance(await wait(client.lost), ConnectionResetError)
+            assert "factory bug" in str(reported[0]["exception"])
+    finally:
+        loop.set_exception_handler(None)
+
+
+@pytest.mark.parametrize("host", HOSTS)
+async def test_close_after_an_acknowledged_write_eof_returns_at_once(host: str) -> None:
+    """As close() after shutdown(SHUT_WR) with kernel TCP: the application is done at once,
+    the endpoint keeps the orphaned connection in FIN_WAIT_2, and data the peer still sends
+    is answered with RST."""
+    send_late = asyncio.Event()
+    outcome: asyncio.Future[BaseException | None] = asyncio.get_running_loop().create_future()
+
+    async def lingering_peer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()  # until our FIN
+        writer.write(b"seen your FIN")
+        await send_late.wait()
+        writer.write(b"late data")
+        try:
+            await reader.read()
+            await writer.drain()
+            await writer.wait_closed()
+            outcome.set_result(None)
+        except ConnectionError as exc:
+            outcome.set_result(exc)
+
+    server = await udptcp.start_server(lingering_peer, host, 0, **QUICK)
+    async with server:
+        port = server.sockets[0].getsockname()[1]
+        reader, writer = await udptcp.open_connection(host, port, fin_wait_2_timeout_s=60.0, **QUICK)
+        writer.write_eof()
+        assert await wait(reader.readexactly(13)) == b"seen your FIN"  # it carries the ACK of our FIN
+        assert writer.get_extra_info("state") is udptcp.State.FIN_WAIT_2
+        writer.close()
+        try:
+            await asyncio.wait_for(writer.wait_closed(), STILL_BLOCKED_S)
+        except TimeoutError:
+            writer.transport.abort()  # lets the server's handler, and so the server, end
+            raise
+        transport = cast(StreamTransport, writer.transport)
+        assert transport.conn.state is udptcp.State.FIN_WAIT_2
+        assert transport in transport._endpoint.connections, "the orphan must stay with its endpoint"
+        send_late.set()
+        assert isinstance(await wait(outcome), ConnectionError), "late data must be answered with RST"
+        await wait(_until(lambda: transport.conn.state is udptcp.State.CLOSED))
+
+
+async def test_abort_clients_leaves_time_wait_to_its_timer() -> None:
+    async def close_first(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if await reader.read(1) == b"c":
+            writer.close()  # this side closes first, so its connection ends in TIME_WAIT
+
+    server = await udptcp.start_server(close_first, "127.0.0.1", 0, msl_s=30.0, shutdown_linger_s=0.0)
+    port = server.sockets[0].getsockname()[1]
+    closing_reader, closing_writer = await udptcp.open_connection("127.0.0.1", port, **QUICK)
+    open_reader, open_writer = await udptcp.open_connection("127.0.0.1", port, **QUICK)
+    closing_writer.write(b"c")
+    open_writer.write(b"o")
+    assert await wait(closing_reader.read()) == b""
+    closing_writer.close()
+    await wait(closing_writer.wait_closed())
+    endpoint = server.endpoints[0]
+
+    def states() -> list[udptcp.State]:
+        return sorted((t.conn.state for t in endpoint.connections), key=lambda s: s.name)
+
+    await wait(_until(lambda: states() == [udptcp.State.ESTABLISHED, udptcp.State.TIME_WAIT]))
+    server.abort_clients()
+    assert states() == [udptcp.State.TIME_WAIT]
+    with pytest.raises(ConnectionResetError):
+        await wait(open_reader.read())
+    open_writer.close()
+    server.close()
+    await wait(server.wait_closed())
+
+
+async def test_network_object_carries_its_options_to_both_calls() -> None:
+    """The object handed to libraries with a create_connection hook (asyncssh's tunnel=)."""
+    network = udptcp.Network(msl_s=0.05, rto_min_s=0.05)
+    peers: list[Recorder] = []
+
+    def factory() -> Recorder:
+        peers.append(Recorder())
+        return peers[-1]
+
+    server = await network.create_server(factory, "127.0.0.1", 0, backlog=8)
+    async with server:
+        assert server.endpoints[0].config.msl_s == 0.05 and server.endpoints[0].config.backlog == 8
+        port = server.sockets[0].getsockname()[1]
+        transport, client = await network.create_connection(Recorder, "127.0.0.1", port)
+        assert cast(StreamTransport, transport).conn.config.rto_min_s == 0.05
+        transport.write(b"via the hook")
+        await wait(_until(lambda: bool(peers) and bytes(peers[0].data) == b"via the hook"))
+        transport.close()
+        assert await wait(client.lost) is None
