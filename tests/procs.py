@@ -107,16 +107,17 @@ TUNNEL_QUICK = ["--msl", "0.1", "-o", "rto_min_s=0.05"]
 
 
 @contextmanager
-def tunnel(target_port: int, loop: str, *options: str, host: str = "127.0.0.1"
+def tunnel(target_port: int, loop: str, *options: str, host: str = "127.0.0.1",
+           server_options: Sequence[str] = (), client_options: Sequence[str] = (),
            ) -> Iterator[tuple[subprocess.Popen[str], subprocess.Popen[str], int]]:
     """A tunnel server in front of ``target_port`` and a tunnel client in front of it, all on
     ``host``; yields (client process, server process, the client's TCP port)."""
     common = ["--loop", loop, *TUNNEL_QUICK, *options]
     at = f"[{host}]" if ":" in host else host
     with server(["tunnel", "server", "--listen", f"{at}:0", "--to", f"{at}:{target_port}",
-                 *common]) as (far, _, far_port), \
+                 *common, *server_options]) as (far, _, far_port), \
          server(["tunnel", "client", "--listen", f"{at}:0", "--to", f"{at}:{far_port}",
-                 *common]) as (near, _, near_port):
+                 *common, *client_options]) as (near, _, near_port):
         yield near, far, near_port
 
 

@@ -24,6 +24,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
+import trustme
 from procs import ENV, first_line, summary, tunnel
 
 pytestmark = pytest.mark.process
@@ -84,6 +85,19 @@ def test_curl_fetches_a_large_file(http_tunnel: tuple[Path, int], tmp_path: Path
                     "--output", str(out), f"http://127.0.0.1:{port}/big.bin"], check=True,
                    timeout=HTTP_TIMEOUT_S + 5)
     assert out.read_bytes() == (root / "big.bin").read_bytes()
+
+
+def test_a_tls_tunnel_carries_a_large_file(www: tuple[Path, int], tmp_path: Path) -> None:
+    """--tls-cert on the tunnel server, --tls-ca on the client: the hop is TLS 1.3, verified."""
+    root, port = www
+    ca = trustme.CA()
+    server_pem, ca_pem = tmp_path / "server.pem", tmp_path / "ca.pem"
+    ca.issue_cert("127.0.0.1").private_key_and_cert_chain_pem.write_to_path(str(server_pem))
+    ca.cert_pem.write_to_path(str(ca_pem))
+    with tunnel(port, LOOPS[-1], server_options=["--tls-cert", str(server_pem)],
+                client_options=["--tls-ca", str(ca_pem)]) as (_, _, near_port):
+        data = fetch(near_port, "big.bin")
+    assert hashlib.sha256(data).digest() == hashlib.sha256((root / "big.bin").read_bytes()).digest()
 
 
 def test_parallel_fetches_each_get_their_own_file(http_tunnel: tuple[Path, int]) -> None:

@@ -133,13 +133,18 @@ def reset(writer: asyncio.StreamWriter) -> None:
 async def copy(
     reader: asyncio.StreamReader, writer: asyncio.StreamWriter, count: Callable[[int], None]
 ) -> None:
-    """Copy until ``reader``'s EOF, then half-close ``writer``; raises if either side fails."""
+    """Copy until ``reader``'s EOF, then half-close ``writer``; raises if either side fails.
+
+    Over TLS the hop cannot half-close (asyncio's TLS layer has no ``write_eof``): the EOF is
+    not carried, and the connection closes once the other direction has ended too.
+    """
     while data := await reader.read(RELAY_CHUNK_BYTES):
         writer.write(data)
         count(len(data))
         await writer.drain()
-    writer.write_eof()
-    await writer.drain()
+    if writer.can_write_eof():
+        writer.write_eof()
+        await writer.drain()
 
 
 async def relay(near: Streams, far: Streams, stats: TunnelStats) -> None:

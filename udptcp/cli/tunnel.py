@@ -16,7 +16,15 @@ import argparse
 import asyncio
 
 from udptcp.addresses import format_address, parse_address
-from udptcp.cli.common import EXIT_OK, add_common_options, build_config, say
+from udptcp.cli.common import (
+    EXIT_OK,
+    add_common_options,
+    add_tls_options,
+    build_config,
+    client_tls,
+    say,
+    server_tls,
+)
 from udptcp.signals import on_signals
 from udptcp.tunnel import Carrier, Tunnel, tcp_carrier, udptcp_carrier
 
@@ -45,12 +53,17 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
                        help="the TCP server" if side == "server" else "the tunnel server")
         p.add_argument("--carrier", choices=CARRIERS, default="udptcp", help=argparse.SUPPRESS)
         add_common_options(p, client=client)
+        add_tls_options(p, client=client, server=not client)
         p.set_defaults(run=run)
 
 
 async def run(args: argparse.Namespace) -> int:
     """Relay until SIGINT or SIGTERM, then stop and print what was carried."""
-    hop = udptcp_carrier(build_config(args)) if args.carrier == "udptcp" else tcp_carrier()
+    hop_tls = client_tls(args) if args.side == "client" else server_tls(args)
+    hop = (
+        udptcp_carrier(build_config(args), ssl=hop_tls) if args.carrier == "udptcp"
+        else tcp_carrier(ssl=hop_tls)
+    )
     tunnel = Tunnel(*carriers_for(args.side, hop), args.to)
     args.host = args.listen[0]  # what main() names if it cannot be resolved
     stop = asyncio.Event()
