@@ -344,7 +344,7 @@ class Endpoint(asyncio.DatagramProtocol):
             self._observe(transport, "server", now).app("listen", listening_since)
         # Nobody reads it until it is accepted: what arrives before is held in the core (and
         # counted against its window), then delivered on ``Listener._accept``.
-        transport.pause_reading()
+        transport.hold_until_accepted()
         transport.datagram_received(first)
         return transport
 
@@ -661,7 +661,7 @@ class Listener:
         if transport.tracer is not None:
             transport.tracer.app("accept", clock())
         self._on_accept(transport)
-        transport.resume_reading()
+        transport.accepted()
 
     def on_forget(self, transport: StreamTransport) -> None:
         self._half_open.pop(transport, None)

@@ -110,6 +110,7 @@ class StreamTransport(asyncio.Transport):
         self._writes_after_loss = 0
         self._error: BaseException | None = None
         self._reading = True
+        self._unaccepted = False
         self._charged_bytes = 0
         self._forgotten = False
         self._paused_protocol = False
@@ -491,6 +492,20 @@ class StreamTransport(asyncio.Transport):
     def is_reading(self) -> bool:
         return self._reading and not self._closing
 
+    def hold_until_accepted(self) -> None:
+        """A passive connection nobody has accepted: what arrives is held in the core (and
+        counts against its window) until ``accepted``. Apart from ``pause_reading``, so that
+        the application's own pause outlives the accept."""
+        self._unaccepted = True
+        self.conn.pause_reading()
+
+    def accepted(self) -> None:
+        """The application has the connection: deliver what was held, unless it paused."""
+        self._unaccepted = False
+        if self._reading:
+            self.conn.resume_reading()
+            self.pump_soon()
+
     def pause_reading(self) -> None:
         """Hold data in the core; the advertised window closes as it fills."""
         if self._reading:
@@ -510,7 +525,7 @@ class StreamTransport(asyncio.Transport):
                 self._on_eof()
             elif self._protocol is not None and not self._closing:
                 self._deliver([data])
-        if self._reading:
+        if self._reading and not self._unaccepted:
             self.conn.resume_reading()
             self.pump_soon()
 
