@@ -45,6 +45,11 @@ class TwoConnections(RuleBasedStateMachine):
         self.sent: dict[str, int] = {}
         self.received: dict[str, bytearray] = {}
         self.in_flight: list[tuple[str, bytes]] = []
+        self.accepted = False
+        """The server's application has the connection (it reached ESTABLISHED): as with the
+        asyncio API, nothing calls a passive connection before that. One still in SYN_RCVD
+        may go back to LISTEN (RFC 9293 3.10.7.4) as a new incarnation, and data an
+        application could not have written would be lost with the old one."""
 
     @initialize(client_isn=st.integers(0, 2**32 - 1), server_isn=st.integers(0, 2**32 - 1))
     def open(self, client_isn: int, server_isn: int) -> None:
@@ -60,6 +65,8 @@ class TwoConnections(RuleBasedStateMachine):
 
     @rule(side=st.sampled_from(SIDES), size=st.integers(1, 5000))
     def write(self, side: str, size: int) -> None:
+        if side == "server" and not self.accepted:
+            return
         conn = self.conns[side]
         room = CONFIG.send_buffer_bytes - conn.send_buffered
         size = min(size, room)
@@ -74,6 +81,8 @@ class TwoConnections(RuleBasedStateMachine):
     @rule(side=st.sampled_from(SIDES),
           call=st.sampled_from(["shutdown", "close", "abort", "pause_reading", "resume_reading"]))
     def call(self, side: str, call: str) -> None:
+        if side == "server" and not self.accepted:
+            return
         try:
             getattr(self.conns[side], call)()
         except LocalProtocolError:
@@ -177,6 +186,8 @@ class TwoConnections(RuleBasedStateMachine):
         while (event := conn.next_event()) is not None:
             if isinstance(event, StateChanged):
                 assert (event.old, event.cause, event.new) in EDGES, event
+                if side == "server" and event.new is State.ESTABLISHED:
+                    self.accepted = True
             elif isinstance(event, DataReceived):
                 self.received[side] += event.data
 
