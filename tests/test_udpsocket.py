@@ -19,7 +19,15 @@ from udptcp.config import Config
 from udptcp.core import State
 from udptcp.endpoint import Endpoint, bind, make_socket
 from udptcp.transport import StreamTransport
-from udptcp.udpsocket import MAX_DATAGRAMS_PER_WAKEUP, UdpSocket, enable_gro, supports_gso
+from udptcp.udpsocket import (
+    MAX_BYTES_PER_WAKEUP,
+    MAX_DATAGRAMS_PER_WAKEUP,
+    MAX_UDP_PAYLOAD_BYTES,
+    UdpSocket,
+    enable_gro,
+    receive_capacity_bytes,
+    supports_gso,
+)
 from udptcp.wire import ACK, SYN, Segment
 
 WAIT_S = 10.0
@@ -137,6 +145,25 @@ async def test_one_wake_up_reads_at_most_its_bound(pair: tuple[socket.socket, so
     receiver.close()
 
 
+async def test_one_wake_up_reads_at_most_its_bound_in_octets(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    sender_sock, receiver_sock = pair
+    receiver_sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * MAX_BYTES_PER_WAKEUP)
+    big = 60_000
+    total = 3 * MAX_BYTES_PER_WAKEUP // big
+    for i in range(total):  # large datagrams: far fewer of them than the count bound
+        sender_sock.send(bytes([i]) * big)
+    sink = Sink(total)
+    receiver = UdpSocket(asyncio.get_running_loop(), receiver_sock, sink, gro=False)
+    await asyncio.wait_for(sink.done, WAIT_S)
+    # each wake-up stops once it has read the bound: its data is one ACK's worth
+    assert all(sum(map(len, batch)) < MAX_BYTES_PER_WAKEUP + MAX_UDP_PAYLOAD_BYTES for batch in sink.batches)
+    assert len(sink.batches) >= 3
+    assert [d[0] for b in sink.batches for d in b] == list(range(total))
+    receiver.close()
+
+
 # -- the endpoint: one pass over each connection per batch -------------------------------------
 
 class Recorder(asyncio.Protocol):
@@ -249,6 +276,27 @@ async def test_a_reply_written_in_data_received_is_one_datagram_with_the_ack(
     peer.settimeout(0.3)  # longer than the delayed ACK (0.2 s)
     with pytest.raises(TimeoutError):
         peer.recv(2048)  # and no ACK of its own follows
+
+
+async def test_the_window_advertised_is_what_the_socket_can_queue() -> None:
+    """A window beyond the socket's receive queue invites bursts the kernel drops."""
+    config = Config(socket_buffer_bytes=200_000)  # recv_buffer_bytes: 16 MiB by default
+    server = await udptcp.start_server(lambda r, w: None, "127.0.0.1", 0, config=config)
+    endpoint = server.endpoints[0]
+    capacity = receive_capacity_bytes(endpoint.socket)
+    assert capacity < config.recv_buffer_bytes
+    peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        assert endpoint.local_addr is not None
+        peer.connect(endpoint.local_addr)
+        peer.settimeout(WAIT_S)
+        peer.send(Segment(SYN, PEER_ISS, 0, 65535).encode())
+        synack = Segment.decode(await asyncio.to_thread(peer.recv, 2048))
+        assert synack.flags == SYN | ACK and synack.window == capacity
+    finally:
+        peer.close()
+        server.close()
+        server.abort_clients()
 
 
 async def test_bind_uses_its_own_socket_where_the_loop_can_watch_one() -> None:

@@ -47,9 +47,11 @@ class Config:
             in the SYN, and no probing. A peer's MSS option below 64 is taken as 64, so that no
             peer can make us send a flood of tiny segments.
         recv_buffer_bytes: receive window: octets the peer may send beyond what we delivered
-            (at most 2**30, as TCP's scaled window). 16 MiB by default: with 64 KiB segments on
-            loopback a 4 MiB window, not the CPU, held a transfer to half its speed. Nothing is
-            allocated until data waits in it.
+            (at most 2**30, as TCP's scaled window). An endpoint advertises no more than its
+            socket's receive queue holds (half the SO_RCVBUF that Linux grants, which
+            net.core.rmem_max caps), since a burst beyond it is dropped by the kernel and
+            resent; raise both to open the window further. Nothing is allocated until data
+            waits in it.
         send_buffer_bytes: octets buffered for sending (unsent plus unacknowledged) before
             ``writer.drain()`` blocks.
         rto_initial_s, rto_min_s, rto_max_s: retransmission timeout before any RTT sample,

@@ -35,7 +35,7 @@ from udptcp.log import get_logger
 from udptcp.trace.attach import destinations, tracer_for
 from udptcp.trace.recorder import ConnectionTracer
 from udptcp.transport import Address, StreamTransport, clock
-from udptcp.udpsocket import UdpSocket, open_udp_socket, set_dont_fragment
+from udptcp.udpsocket import UdpSocket, open_udp_socket, receive_capacity_bytes, set_dont_fragment
 from udptcp.wire import (
     ACK,
     RST,
@@ -48,6 +48,8 @@ from udptcp.wire import (
 
 MAX_LINGER_TIME_WAITS = 4
 """Shutting down waits at most this many TIME_WAIT periods, however often FINs restart one."""
+MIN_WINDOW_BYTES = 65535
+"""The receive window a small socket buffer still leaves: TCP's unscaled maximum."""
 _ISN_SECRET = os.urandom(SECRET_BYTES)
 """One key per process (RFC 6528's secret), so that successive connections between the same two
 addresses get ISNs that move forward with the clock, whichever endpoint opens them."""
@@ -125,6 +127,16 @@ class Endpoint(asyncio.DatagramProtocol):
         self.socket = transport.get_extra_info("socket")
         self.local_addr = transport.get_extra_info("sockname")
         self._connected = transport.get_extra_info("peername") is not None
+        self._fit_window_to_socket()
+
+    def _fit_window_to_socket(self) -> None:
+        """Advertise no more than the socket can queue: a window beyond it lets the peer send
+        a burst that the kernel drops before we read it, to be resent (on loopback, with 64 KiB
+        segments, a 16 MiB window into a 4 MiB socket lost a few percent of the segments)."""
+        with contextlib.suppress(OSError):
+            capacity = max(receive_capacity_bytes(self.socket), MIN_WINDOW_BYTES)
+            if capacity < self.config.recv_buffer_bytes:
+                self.config = Config.from_options(self.config, recv_buffer_bytes=capacity)
 
     @property
     def io_path(self) -> str:

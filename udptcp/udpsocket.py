@@ -5,8 +5,9 @@ reads only one per wake-up) and pass no ancillary data, so neither batching nor 
 segmentation offloads are possible through them. This socket is driven with
 ``loop.add_reader``/``add_writer`` instead, on uvloop and the stock loop alike:
 
-- every readiness callback drains up to ``MAX_DATAGRAMS_PER_WAKEUP`` datagrams and hands them
-  over as one batch, so the protocol runs once per wake-up rather than once per datagram;
+- every readiness callback drains up to ``MAX_DATAGRAMS_PER_WAKEUP`` datagrams (at most
+  ``MAX_BYTES_PER_WAKEUP`` octets) and hands them over as one batch, so the protocol runs
+  once per wake-up rather than once per datagram;
 - with UDP GRO (Linux 5.0+), one ``recvmsg`` returns many datagrams of one flow coalesced, and
   the segment size the kernel reports splits them again;
 - with UDP GSO (Linux 4.18+), a burst of equal-size datagrams to one peer leaves in one
@@ -23,6 +24,7 @@ import contextlib
 import errno
 import socket
 import struct
+import sys
 from collections import deque
 from collections.abc import Sequence
 from typing import Any, Protocol
@@ -35,6 +37,9 @@ UDP_SEGMENT = 103
 UDP_GRO = 104
 MAX_DATAGRAMS_PER_WAKEUP = 64
 """Bound of one readiness callback's work, so other connections' timers and sockets get turns."""
+MAX_BYTES_PER_WAKEUP = 256 * 1024
+"""And of the octets it reads: a wake-up's data is acknowledged by one ACK, and 64 segments of
+64 KiB would acknowledge 4 MiB at once, emptying the sender's window in bursts."""
 MAX_UDP_PAYLOAD_BYTES = 65535
 GSO_MAX_SEGMENTS = 64
 """Datagrams in one GSO send (the kernel's UDP_MAX_SEGMENTS is 64 on older kernels)."""
@@ -53,6 +58,17 @@ PMTUDISC_PROBE = 3
 """Linux's ``IP_PMTUDISC_PROBE``: set don't-fragment and never fragment, but send whatever size
 is asked (the path-MTU search decides sizes; a size over the interface's MTU fails at once with
 EMSGSIZE). Python 3.11's ``socket`` names none of these three."""
+
+
+def receive_capacity_bytes(sock: socket.socket) -> int:
+    """Octets of datagram payload ``sock``'s receive queue holds before the kernel drops.
+
+    Linux grants twice the SO_RCVBUF asked for (at most net.core.rmem_max, doubled) and counts
+    every datagram's bookkeeping against it as well: half of what it reports is for data. Other
+    systems report the size as set.
+    """
+    granted: int = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+    return granted // 2 if sys.platform.startswith("linux") else granted
 
 
 def set_dont_fragment(sock: socket.socket) -> bool:
@@ -169,9 +185,13 @@ class UdpSocket:
             if self.gro:
                 self._read_coalesced(sock, batch)
             else:
+                octets = 0
                 for _ in range(MAX_DATAGRAMS_PER_WAKEUP):
                     data, addr = sock.recvfrom(MAX_UDP_PAYLOAD_BYTES)
                     batch.append((data, addr))
+                    octets += len(data)
+                    if octets >= MAX_BYTES_PER_WAKEUP:
+                        break
         except (BlockingIOError, InterruptedError):
             pass
         except OSError as exc:
@@ -183,8 +203,10 @@ class UdpSocket:
 
     def _read_coalesced(self, sock: socket.socket, batch: list[tuple[bytes | memoryview, Address]]) -> None:
         """Drain with GRO: each ``recvmsg`` may hold several datagrams of ``size`` octets."""
-        while len(batch) < MAX_DATAGRAMS_PER_WAKEUP:
+        octets = 0
+        while len(batch) < MAX_DATAGRAMS_PER_WAKEUP and octets < MAX_BYTES_PER_WAKEUP:
             data, ancdata, _flags, addr = sock.recvmsg(MAX_UDP_PAYLOAD_BYTES, _GRO_ANCILLARY_BYTES)
+            octets += len(data)
             size = 0
             for level, kind, value in ancdata:
                 if level == SOL_UDP and kind == UDP_GRO and len(value) >= _GRO_SIZE.size:
