@@ -19,6 +19,8 @@ from udptcp.wire import (
     MalformedSegment,
     Segment,
     decode_datagram,
+    decode_segment,
+    encode_timestamps_option,
 )
 
 u32 = st.integers(min_value=0, max_value=2**32 - 1)
@@ -192,6 +194,29 @@ def test_decode_datagram_does_not_copy_the_payload() -> None:
     *_, payload, options = decode_datagram(raw)
     assert isinstance(payload, memoryview) and payload.obj is raw
     assert options is None and bytes(payload) == b"x" * 100
+
+
+@given(segments.filter(lambda seg: seg.timestamps is not None))
+def test_decode_segment_agrees_with_the_general_decoder(seg: Segment) -> None:
+    """A data segment's shape (only the aligned timestamps option) has a fast path of its own."""
+    flags, seq, ack, window, payload, timestamps, options = decode_segment(seg.encode())
+    assert (flags, seq, ack, window, bytes(payload), timestamps) == (
+        seg.flags, seg.seq, seg.ack, seg.window, seg.payload, seg.timestamps
+    )
+    if options is not None:
+        assert options.timestamps == seg.timestamps and (options.mss, options.sack) == (seg.mss, seg.sack)
+
+
+def test_the_data_segment_fast_path_still_checks_checksum_and_version() -> None:
+    rest = encode_timestamps_option(7, 9) + b"payload"
+    good = _datagram(VERSION, 8, Flags.ACK, 1, 2, 3, rest)
+    assert decode_segment(good)[5] == (7, 9)
+    corrupt = bytearray(good)
+    corrupt[-1] ^= 1
+    with pytest.raises(MalformedSegment, match="checksum"):
+        decode_segment(bytes(corrupt))
+    with pytest.raises(MalformedSegment, match="version"):
+        decode_segment(_datagram(VERSION + 1, 8, Flags.ACK, 1, 2, 3, rest))
 
 
 @pytest.mark.parametrize("field", ["seq", "ack", "window"])

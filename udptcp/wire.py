@@ -49,6 +49,13 @@ VERSION: Final = 1
 
 _PREFIX: Final = struct.Struct("!BBHIII")  # version, header words, flags, seq, ack, window
 _CHECKSUM: Final = struct.Struct("!I")
+_HEADER: Final = struct.Struct("!BBHIIII")  # the prefix, then the checksum
+_TIMESTAMPED_HEADER: Final = struct.Struct("!BBHIIIIIII")
+"""The header of every data segment of a connection with timestamps: the fixed header, then
+only the aligned timestamps option (as a word NOP NOP kind length, TSval, TSecr)."""
+_TIMESTAMPED_HEADER_WORDS: Final = 8
+_TIMESTAMPED_HEADER_LEN: Final = 32
+_ALIGNED_TIMESTAMPS_WORD: Final = 0x0101080A
 _U16: Final = struct.Struct("!H")
 _U32: Final = struct.Struct("!I")
 _TIMESTAMPS: Final = struct.Struct("!II")
@@ -231,15 +238,14 @@ def decode_datagram(
     size = len(data)
     if size < HEADER_LEN:
         raise MalformedSegment(f"datagram of {size} octets is shorter than the {HEADER_LEN}-octet header")
-    version, words, flags, seq, ack, window = _PREFIX.unpack_from(data)
+    version, words, flags, seq, ack, window, checksum = _HEADER.unpack_from(data)
     if version != VERSION:
         raise MalformedSegment(f"unsupported version {version} (this is udptcp version {VERSION})")
     header_len = words << 2
     if header_len < HEADER_LEN or header_len > size:
         raise MalformedSegment(f"header length {header_len} is outside [{HEADER_LEN}, {size}]")
     view = memoryview(data)
-    crc = crc32(view[HEADER_LEN:], crc32(view[:_CRC_OFFSET]))
-    if crc != _CHECKSUM.unpack_from(data, _CRC_OFFSET)[0]:
+    if crc32(view[HEADER_LEN:], crc32(view[:_CRC_OFFSET])) != checksum:
         raise MalformedSegment("checksum mismatch")
     if header_len == HEADER_LEN:
         return flags, seq, ack, window, view[HEADER_LEN:], None
@@ -256,6 +262,15 @@ def decode_segment(
     of a connection with timestamps: that case builds no :class:`Options` (``timestamps``
     carries the pair either way). Raises :class:`MalformedSegment` like the two parsers.
     """
+    if len(data) >= _TIMESTAMPED_HEADER_LEN:  # the data segment's shape: one unpack for it all
+        version, words, flags, seq, ack, window, checksum, option, tsval, tsecr = (
+            _TIMESTAMPED_HEADER.unpack_from(data)
+        )
+        if words == _TIMESTAMPED_HEADER_WORDS and option == _ALIGNED_TIMESTAMPS_WORD and version == VERSION:
+            view = memoryview(data)
+            if crc32(view[HEADER_LEN:], crc32(view[:_CRC_OFFSET])) != checksum:
+                raise MalformedSegment("checksum mismatch")
+            return flags, seq, ack, window, view[_TIMESTAMPED_HEADER_LEN:], (tsval, tsecr), None
     flags, seq, ack, window, payload, raw = decode_datagram(data)
     if raw is None:
         return flags, seq, ack, window, payload, None, None
