@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
+from echoes import close_all, echo_round
 
 import udptcp
 from udptcp.endpoint import ConnectionSocket, Endpoint
@@ -21,7 +22,6 @@ WAIT_S = 20.0
 """Bound on every wait for something the code under test must do; reached only on failure."""
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
-Stream = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
 
 def echo_recording(served: list[object]) -> Handler:
@@ -35,23 +35,6 @@ def echo_recording(served: list[object]) -> Handler:
         writer.close()
 
     return echo
-
-
-async def echo_round(streams: list[Stream], tag: str) -> None:
-    """Every connection echoes a message of its own, exactly."""
-    for i, (_, writer) in enumerate(streams):
-        writer.write(f"{tag} {i};".encode())
-    for i, (reader, _) in enumerate(streams):
-        expected = f"{tag} {i};".encode()
-        assert await asyncio.wait_for(reader.readexactly(len(expected)), WAIT_S) == expected
-
-
-async def close_all(streams: list[Stream]) -> None:
-    for reader, writer in streams:
-        writer.write_eof()
-        assert await asyncio.wait_for(reader.read(), WAIT_S) == b""
-        writer.close()
-        await writer.wait_closed()
 
 
 async def test_servers_sharing_a_port_spread_connections_that_stay_through_joins_and_leaves() -> None:

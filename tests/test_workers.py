@@ -11,6 +11,7 @@ import subprocess
 from typing import Any
 
 import pytest
+from echoes import Stream, close_all, echo_round
 from procs import ENV, UDPTCP, StderrLog, run, server, wait_gone
 
 import udptcp
@@ -28,8 +29,6 @@ MAX_CONNECTIONS = 60
 (each has two chances in three, so reaching this means something is wrong)."""
 KEPT = 6
 
-Stream = tuple[asyncio.StreamReader, asyncio.StreamWriter]
-
 
 async def served_by(log: StderrLog, writer: asyncio.StreamWriter) -> int:
     """The pid of the process that accepted the connection, from its ``established`` record."""
@@ -38,22 +37,6 @@ async def served_by(log: StderrLog, writer: asyncio.StreamWriter) -> int:
         log.wait_for, lambda r: r["event"] == "established" and r.get("peer") == peer
     )
     return int(records[0]["pid"])
-
-
-async def echo_round(streams: list[Stream], tag: str) -> None:
-    """Every connection echoes a message of its own, exactly (a reset would raise here)."""
-    for i, (_, writer) in enumerate(streams):
-        writer.write(f"{tag} {i};".encode())
-    for i, (reader, _) in enumerate(streams):
-        expected = f"{tag} {i};".encode()
-        assert await asyncio.wait_for(reader.readexactly(len(expected)), WAIT_S) == expected
-
-
-async def close_all(streams: list[Stream]) -> None:
-    for reader, writer in streams:
-        writer.write_eof()
-        assert await asyncio.wait_for(reader.read(), WAIT_S) == b""
-        writer.close()
 
 
 def stop(proc: subprocess.Popen[str]) -> int:
