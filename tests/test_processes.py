@@ -223,6 +223,19 @@ def test_leaving_asyncio_run_waits_for_time_wait(linger: str, low_s: float, high
     assert low_s <= float(waited) <= high_s
 
 
+def test_a_connection_left_open_is_closed_when_the_program_ends() -> None:
+    """Leaving udptcp.run with a connection still open closes it (a FIN after what was
+    written), as the kernel closes the sockets of a process that exits: the peer sees the end
+    of the stream at once instead of finding out by its timeouts."""
+    with server(["listen", "0", "--msl", "0.1"], first_line_on_stderr=True) as (listener, _, port):
+        done = subprocess.run([sys.executable, str(PROGRAMS / "leave_open_and_exit.py"), str(port), "0.1"],
+                              capture_output=True, text=True, timeout=60, env=ENV, check=False)
+        assert done.returncode == 0, done.stderr
+        out, _ = listener.communicate(timeout=10)  # listen ends once its peer has closed
+        assert out == "left open\n"
+        assert listener.returncode == 0
+
+
 def test_examples_echo_server_and_client() -> None:
     examples = Path(__file__).parent.parent / "examples"
     proc = subprocess.Popen([sys.executable, str(examples / "echo_server.py")], stdout=subprocess.PIPE,

@@ -273,6 +273,14 @@ class Endpoint(asyncio.DatagramProtocol):
         """The application has ``transport`` (so a server's ``wait_closed`` waits for it)."""
         self._attached.add(transport)
 
+    def close_attached(self) -> None:
+        """The program is ending: close the connections the application left open (a FIN after
+        what it wrote), as the kernel closes a dying process's sockets, rather than leave
+        their peers to find out by timeouts."""
+        for transport in list(self._attached):
+            if not transport.is_closing():
+                transport.close()
+
     def detach(self, transport: StreamTransport) -> None:
         """The application is done with ``transport``; its connection may live on (TIME_WAIT)."""
         self._attached.discard(transport)

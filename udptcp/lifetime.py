@@ -5,7 +5,9 @@ to answer a retransmitted FIN for 2*MSL. When ``asyncio.run`` (or any runner tha
 ``loop.shutdown_asyncgens()``) finishes, it closes every async generator the loop knows;
 udptcp starts one per loop whose ``finally`` waits for the endpoints still lingering, bounded
 by ``Config.shutdown_linger_s``. This is the one hook asyncio offers that runs on the loop
-after the main coroutine returns and before the loop closes.
+after the main coroutine returns and before the loop closes. Connections the application left
+open are closed first (a FIN after what it wrote), as the kernel closes the TCP sockets of a
+process that exits.
 """
 
 from __future__ import annotations
@@ -27,7 +29,10 @@ class _Lingering:
         self.starter: asyncio.Future[None] | None = None
 
     async def wait(self) -> None:
-        pending = [ep.linger() for ep in self.endpoints if not ep.closed.done()]
+        live = [ep for ep in self.endpoints if not ep.closed.done()]
+        for endpoint in live:
+            endpoint.close_attached()
+        pending = [ep.linger() for ep in live]
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
 
