@@ -46,12 +46,12 @@ class Config:
             it instead: the largest payload per segment we send and accept, in octets, announced
             in the SYN, and no probing. A peer's MSS option below 64 is taken as 64, so that no
             peer can make us send a flood of tiny segments.
-        recv_buffer_bytes: receive window: octets the peer may send beyond what we delivered
-            (at most 2**30, as TCP's scaled window). An endpoint advertises no more than its
-            socket's receive queue holds (half the SO_RCVBUF that Linux grants, which
-            net.core.rmem_max caps), since a burst beyond it is dropped by the kernel and
-            resent; raise both to open the window further. Nothing is allocated until data
-            waits in it.
+        recv_buffer_bytes: the largest receive window: octets the peer may send beyond what
+            we delivered (at most 2**30, as TCP's scaled window). A connection's window starts
+            at what its socket's receive queue holds (half the SO_RCVBUF that Linux grants,
+            which net.core.rmem_max caps: a burst beyond it would be dropped by the kernel) and
+            grows up to this where the path needs more (``core.autotune``). Nothing is
+            allocated until data waits in it.
         send_buffer_bytes: octets buffered for sending (unsent plus unacknowledged) before
             ``writer.drain()`` blocks.
         rto_initial_s, rto_min_s, rto_max_s: retransmission timeout before any RTT sample,

@@ -49,7 +49,7 @@ from udptcp.wire import (
 MAX_LINGER_TIME_WAITS = 4
 """Shutting down waits at most this many TIME_WAIT periods, however often FINs restart one."""
 MIN_WINDOW_BYTES = 65535
-"""The receive window a small socket buffer still leaves: TCP's unscaled maximum."""
+"""The smallest window a small socket buffer starts connections at: TCP's unscaled maximum."""
 _ISN_SECRET = os.urandom(SECRET_BYTES)
 """One key per process (RFC 6528's secret), so that successive connections between the same two
 addresses get ISNs that move forward with the clock, whichever endpoint opens them."""
@@ -107,6 +107,9 @@ class Endpoint(asyncio.DatagramProtocol):
         self._udp: asyncio.DatagramTransport | UdpSocket | None = None
         self._own_socket: UdpSocket | None = None
         self._connected = False
+        self.receive_queue_bytes: int | None = None
+        """What the socket's receive queue holds: each connection's window starts there, so
+        that a burst of the peer's does not overflow it (``core.autotune``)."""
         self._by_peer: dict[Address, StreamTransport] = {}
         self._own: dict[StreamTransport, ConnectionSocket] = {}
         self._attached: set[StreamTransport] = set()
@@ -127,16 +130,8 @@ class Endpoint(asyncio.DatagramProtocol):
         self.socket = transport.get_extra_info("socket")
         self.local_addr = transport.get_extra_info("sockname")
         self._connected = transport.get_extra_info("peername") is not None
-        self._fit_window_to_socket()
-
-    def _fit_window_to_socket(self) -> None:
-        """Advertise no more than the socket can queue: a window beyond it lets the peer send
-        a burst that the kernel drops before we read it, to be resent (on loopback, with 64 KiB
-        segments, a 16 MiB window into a 4 MiB socket lost a few percent of the segments)."""
         with contextlib.suppress(OSError):
-            capacity = max(receive_capacity_bytes(self.socket), MIN_WINDOW_BYTES)
-            if capacity < self.config.recv_buffer_bytes:
-                self.config = Config.from_options(self.config, recv_buffer_bytes=capacity)
+            self.receive_queue_bytes = max(receive_capacity_bytes(self.socket), MIN_WINDOW_BYTES)
 
     @property
     def io_path(self) -> str:
@@ -311,7 +306,7 @@ class Endpoint(asyncio.DatagramProtocol):
     ) -> StreamTransport:
         """Actively open a connection to ``peer``; ``protocol`` gets it once established."""
         now = clock()
-        conn = Connection(self.config, isn=isn_for(_ISN_SECRET, self.local_addr, peer, now))
+        conn = self._new_connection(isn_for(_ISN_SECRET, self.local_addr, peer, now))
         if self.memory_pressure:
             conn.set_memory_pressure(True)
         transport = StreamTransport(self, conn, peer, cid=secrets.token_hex(3), established=established)
@@ -322,6 +317,12 @@ class Endpoint(asyncio.DatagramProtocol):
         conn.connect(now)
         transport.start()
         return transport
+
+    def _new_connection(self, isn: int) -> Connection:
+        conn = Connection(self.config, isn=isn)
+        if self.receive_queue_bytes is not None:
+            conn.set_receive_queue(self.receive_queue_bytes)
+        return conn
 
     def open_passive(
         self, peer: Address, first: bytes | memoryview, isn: int | None = None,
@@ -348,7 +349,7 @@ class Endpoint(asyncio.DatagramProtocol):
             isn = cookie.isn
         elif isn is None:
             isn = isn_for(_ISN_SECRET, self.local_addr, peer, now)
-        conn = Connection(self.config, isn=isn)
+        conn = self._new_connection(isn)
         if self.memory_pressure:
             conn.set_memory_pressure(True)
         conn.listen()
@@ -632,7 +633,8 @@ class Listener:
         answer = syncookies.syn_ack(
             self._secret, endpoint.local_addr, peer, seq, opts, ts[0] if ts is not None else None,
             announced_mss=config.announced_mss, sack=config.sack, timestamps=config.timestamps,
-            window=config.recv_buffer_bytes, now=now,
+            window=min(config.recv_buffer_bytes, endpoint.receive_queue_bytes or config.recv_buffer_bytes),
+            now=now,
         )
         self._cookie_sent_at = now
         endpoint.counters.syn_cookies_sent += 1

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Final
 
 from udptcp.core import congestion
 from udptcp.core.acks import AckHandler
+from udptcp.core.autotune import WindowTuner
 from udptcp.core.checks import ChallengeAcks, in_window, may_reopen, paws_ok, reset_for_unknown
 from udptcp.core.errors import LocalProtocolError
 from udptcp.core.events import (
@@ -101,6 +102,7 @@ class Connection:
         self._probe_due = False
         self._unproven_received = 0
         self._unproven_sent = 0
+        self._receive_queue_bytes: int | None = None
         self._start(isn)
 
     def _start(self, isn: int) -> None:
@@ -112,6 +114,9 @@ class Connection:
         self.tx.max_seg = mss
         self.rx = Receiver(config.recv_buffer_bytes, mss, self.timers)
         self.rtt = RttEstimator(config.rto_initial_s, config.rto_min_s, config.rto_max_s)
+        self.tuner = WindowTuner(self.rx, self.rtt, config.recv_buffer_bytes)
+        if self._receive_queue_bytes is not None:
+            self.tuner.set_receive_queue(self._receive_queue_bytes)
         self.cc = congestion.create(config.congestion_control, mss, config.initial_window_segments)
         self.recovery = LossRecovery(
             self.tx, self.rtt, self.cc, self.stats, self.timers, config.delayed_ack_s
@@ -172,6 +177,8 @@ class Connection:
     def datagrams_to_send(self, now: float) -> list[bytes]:
         """Every datagram that is due now (the congestion window and pacing permitting)."""
         self._now = now
+        if self._state in MAY_RECEIVE:
+            self.tuner.update(now)
         out = self.out
         may_probe = self.neg.mtu_probes and self._state in OPEN_FOR_DATA and not self.recovery.in_recovery
         mtu_probe = self.pmtu.probe_to_send(now, self.rtt.rto_s, may_probe)
@@ -302,6 +309,13 @@ class Connection:
         self._now = now
         if self.neg.mtu_probes and self.pmtu.on_too_big(size, now):
             self.pmtu.resize(resend=True)
+
+    def set_receive_queue(self, queue_bytes: int) -> None:
+        """The driver's receive queue (its socket's) holds ``queue_bytes`` octets: the window
+        starts there and grows only as the path shows it needs to (``autotune``). Call it
+        before the first segment is sent or received."""
+        self._receive_queue_bytes = queue_bytes
+        self.tuner.set_receive_queue(queue_bytes)
 
     def set_memory_pressure(self, pressure: bool) -> None:
         """The endpoint is (or is no longer) short of memory. Under pressure the receive window

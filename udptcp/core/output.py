@@ -170,7 +170,7 @@ class Output:
         if with_ack:
             rx.on_ack_sent()
             return encode_datagram(SYN | ACK, iss, rx.rcv_nxt & SEQ_MASK, rx.advertise(), b"", options)
-        return encode_datagram(SYN, iss, 0, config.recv_buffer_bytes, b"", options)
+        return encode_datagram(SYN, iss, 0, rx.buffer_bytes, b"", options)
 
     def _mtu_probe(self, now: float, probe_id: int, size: int) -> bytes:
         """A path-MTU probe: a datagram of exactly ``size`` octets, padded, in no sequence space."""

@@ -85,6 +85,11 @@ class Receiver:
         self.ts_recent_at = 0.0
         self.last_ack_sent = 0
 
+    def resize(self, buffer_bytes: int) -> None:
+        """The window's size changes (it is tuned): the right edge already advertised stays."""
+        self.buffer_bytes = buffer_bytes
+        self.max_ooo_pieces = max(MIN_OOO_PIECES, 2 * buffer_bytes // self.mss)
+
     def start(self, irs: int) -> None:
         """The peer's SYN arrived with initial sequence number ``irs`` (unwrapped)."""
         self.irs = irs
