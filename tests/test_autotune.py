@@ -45,6 +45,17 @@ def test_the_window_starts_at_the_queue_and_stays_there_on_a_short_path() -> Non
     assert rx.buffer_bytes == QUEUE_BYTES
 
 
+def test_a_zero_rtt_sample_and_passes_at_one_instant_change_nothing() -> None:
+    """On a coarse clock an RTT sample can be 0, and several passes share one ``now``."""
+    tuner, rx, rtt = _tuned()
+    rtt.on_sample(0.0)
+    tuner.update(5.0)
+    rx.rcv_nxt += 100_000
+    tuner.update(5.0)
+    tuner.update(5.0)
+    assert rx.buffer_bytes == QUEUE_BYTES
+
+
 def test_on_a_long_path_it_grows_to_twice_what_arrives_per_round_trip() -> None:
     tuner, rx, rtt = _tuned()
     rtt.on_sample(0.1)

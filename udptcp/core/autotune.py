@@ -55,7 +55,7 @@ class WindowTuner:
             self._mark_nxt = rx.rcv_nxt
             return
         elapsed = now - self._mark_s
-        if elapsed < min_rtt:
+        if elapsed < min_rtt or elapsed <= 0.0:  # an RTT sample may be 0 on a coarse clock
             return
         arrived = rx.rcv_nxt - self._mark_nxt
         self._mark_s = now
