@@ -53,8 +53,9 @@ def test_loss_based_control_collapses_under_random_loss_as_mathis_predicts() -> 
 
 def run_pair(ccs: list[str], duration_s: float = 30.0) -> list[float]:
     """Two flows through one bottleneck, the second starting a second later; their goodput
-    over the second half of the run."""
-    bell = Dumbbell([Config(congestion_control=cc) for cc in ccs], rate_bps=RATE_BPS, rtt_s=RTT_S,
+    over the second half of the run. Both use one segment size: path-MTU probes lost in the
+    shared queue can leave two flows with different sizes, a different question."""
+    bell = Dumbbell([Config(congestion_control=cc, mss=1380) for cc in ccs], rate_bps=RATE_BPS, rtt_s=RTT_S,
                     queue_bytes=max(BDP_BYTES, 30_000), seed=3)
     payload = bytes(int(RATE_BPS / 8 * duration_s))
     bell.start(0, payload)

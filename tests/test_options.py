@@ -80,7 +80,7 @@ def test_options_are_used_when_both_sides_offer_them() -> None:
 # -- delayed ACKs -------------------------------------------------------------------------------
 
 def test_delayed_ack_waits_at_most_delayed_ack_s_for_a_lone_segment() -> None:
-    p = established(BASIC.replace(delayed_ack_s=0.04))
+    p = established(BASIC.replace(delayed_ack_s=0.04, quick_acks=0))
     p.send(ACK, PEER_ISS + 1, ISS + 1, b"a" * 100)
     p.recv_nothing()
     assert p.fire_timer() == pytest.approx(0.04)
@@ -88,11 +88,24 @@ def test_delayed_ack_waits_at_most_delayed_ack_s_for_a_lone_segment() -> None:
 
 
 def test_every_second_full_segment_is_acknowledged_at_once() -> None:
-    p = established(BASIC.replace(delayed_ack_s=0.04))
+    p = established(BASIC.replace(delayed_ack_s=0.04, quick_acks=0))
     p.send(ACK, PEER_ISS + 1, ISS + 1, b"a" * 1000)
     p.recv_nothing()
     p.send(ACK, PEER_ISS + 1001, ISS + 1, b"b" * 1000)
     assert p.recv_one().ack == PEER_ISS + 2001
+
+
+def test_a_connection_s_first_segments_are_acknowledged_at_once() -> None:
+    """Quick ACKs (Linux's quickack mode): the first ``quick_acks`` in-order segments are
+    acknowledged one by one, then every second segment again."""
+    p = established(BASIC.replace(delayed_ack_s=0.04, quick_acks=2))
+    for i in range(2):
+        p.send(ACK, PEER_ISS + 1 + 100 * i, ISS + 1, b"q" * 100)
+        assert p.recv_one().ack == PEER_ISS + 101 + 100 * i
+    p.send(ACK, PEER_ISS + 201, ISS + 1, b"d" * 100)
+    p.recv_nothing()  # the third waits for a second one, or the delayed ACK
+    assert p.fire_timer() == pytest.approx(0.04)
+    assert p.recv_one().ack == PEER_ISS + 301
 
 
 def test_out_of_order_data_is_acknowledged_at_once() -> None:

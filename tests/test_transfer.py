@@ -183,7 +183,7 @@ def test_out_of_order_segments_are_kept_and_delivered_in_order(sack: bool) -> No
 
 def test_in_order_segment_ack_is_delayed_but_out_of_order_is_not() -> None:
     """The contrast the previous test relies on: one in-order segment waits for the delayed ACK."""
-    p = established(BASIC.replace(delayed_ack_s=0.2))
+    p = established(BASIC.replace(delayed_ack_s=0.2, quick_acks=0))
     q0, d0 = seg(0)
     p.send(ACK, q0, ISS + 1, d0)
     p.recv_nothing()

@@ -64,6 +64,9 @@ class Config:
         msl_s: maximum segment lifetime; TIME_WAIT lasts 2 * msl_s.
         fin_wait_2_timeout_s: how long a fully closed connection waits for the peer's FIN.
         delayed_ack_s: longest delay of an ACK (one is sent at once for every second segment).
+        quick_acks: in-order data segments acknowledged at once when a connection starts, as
+            Linux's quickack mode, so that neither slow start nor a window of one large
+            segment waits out the delayed ACK every round trip; 0 delays from the first.
         congestion_control: "newreno", "cubic" or "bbr" (model-based: not slowed by random loss).
         initial_window_segments: congestion window at the start, in segments of the MSS the
             handshake settled; RFC 6928 caps it at max(2 * MSS, N * 1460) octets.
@@ -117,6 +120,7 @@ class Config:
     msl_s: float = 30.0
     fin_wait_2_timeout_s: float = 60.0
     delayed_ack_s: float = 0.04
+    quick_acks: int = 16
     congestion_control: str = "cubic"
     initial_window_segments: int = 10
     sack: bool = True
@@ -155,6 +159,7 @@ class Config:
         _at_least("fin_wait_2_timeout_s", self.fin_wait_2_timeout_s, 0.0)
         _at_least("delayed_ack_s", self.delayed_ack_s, 0.0)
         _at_most("delayed_ack_s", self.delayed_ack_s, 0.5)  # RFC 9293 3.8.6.3
+        _at_least("quick_acks", self.quick_acks, 0)
         if self.congestion_control not in CONTROLLERS:
             raise ValueError(
                 f"congestion_control must be one of {', '.join(CONTROLLERS)}, "

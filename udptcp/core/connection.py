@@ -112,7 +112,7 @@ class Connection:
         self.tx.start(isn)
         mss = config.initial_mss
         self.tx.max_seg = mss
-        self.rx = Receiver(config.recv_buffer_bytes, mss, self.timers)
+        self.rx = Receiver(config.recv_buffer_bytes, mss, self.timers, config.quick_acks)
         self.rtt = RttEstimator(config.rto_initial_s, config.rto_min_s, config.rto_max_s)
         self.tuner = WindowTuner(self.rx, self.rtt, config.recv_buffer_bytes)
         if self._receive_queue_bytes is not None:

@@ -46,6 +46,7 @@ class Receiver:
         "paused",
         "pressure",
         "pressure_dropped",
+        "quick_acks",
         "rcv_nxt",
         "recent",
         "segs_unacked",
@@ -54,7 +55,7 @@ class Receiver:
         "ts_recent_at",
     )
 
-    def __init__(self, buffer_bytes: int, mss: int, timers: Timers) -> None:
+    def __init__(self, buffer_bytes: int, mss: int, timers: Timers, quick_acks: int = 0) -> None:
         self.timers = timers
         """The connection's timers, of which the receiver keeps the delayed ACK."""
         self.buffer_bytes = buffer_bytes
@@ -80,6 +81,8 @@ class Receiver:
         self.dsack: tuple[int, int] | None = None
         self.fin_seq: int | None = None
         self.segs_unacked = 0
+        self.quick_acks = quick_acks
+        """In-order segments still to be acknowledged at once (``Config.quick_acks``)."""
         self.ack_now = False
         self.ts_recent: int | None = None
         self.ts_recent_at = 0.0
@@ -173,9 +176,13 @@ class Receiver:
         return []
 
     def count_for_ack(self, now: float, delayed_ack_s: float) -> None:
-        """One more in-order segment: acknowledge now if it is the second, else soon."""
+        """One more in-order segment: acknowledge now if it is the second (or one of the
+        connection's first ``quick_acks``), else soon."""
         self.segs_unacked += 1
-        if self.segs_unacked >= 2 or delayed_ack_s == 0.0:
+        if self.quick_acks:
+            self.quick_acks -= 1
+            self.ack_now = True
+        elif self.segs_unacked >= 2 or delayed_ack_s == 0.0:
             self.ack_now = True
         else:
             self.timers.arm_if_idle(Timer.DELAYED_ACK, now + delayed_ack_s)
