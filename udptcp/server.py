@@ -18,7 +18,8 @@ from udptcp import tls
 from udptcp.addresses import check_port, format_address
 from udptcp.config import Config
 from udptcp.core import State
-from udptcp.endpoint import Endpoint, Listener, make_socket
+from udptcp.endpoint import Endpoint, make_socket
+from udptcp.listener import Listener
 from udptcp.transport import Address, StreamTransport
 
 ProtocolFactory = Callable[[], asyncio.BaseProtocol]
