@@ -44,6 +44,7 @@ class Recorder(asyncio.Protocol):
         self.keep_open = keep_open
         self.events: list[str] = []
         self.data = bytearray()
+        self.types: set[type] = set()
         self.transport: asyncio.Transport | None = None
         self.lost: asyncio.Future[BaseException | None] = asyncio.get_running_loop().create_future()
         self.eof = asyncio.Event()
@@ -58,6 +59,7 @@ class Recorder(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.events[-1] != "data":
             self.events.append("data")
+        self.types.add(type(data))
         self.data += data
         self.received.set()
 
@@ -118,6 +120,33 @@ async def test_callbacks_and_a_half_open_connection_kept_by_eof_received(host: s
         assert client.events == ["made", "data", "eof", "lost"]
         assert bytes(client.data) == b"reply after your FIN"
         assert await wait(peer.lost) is None
+
+
+@pytest.mark.parametrize("mss", [1380, None], ids=["mss1380", "discovered"])
+async def test_data_received_is_given_bytes(mss: int | None) -> None:
+    """asyncio's contract: ``data_received`` gets bytes (a protocol may ``split`` or ``decode``
+    them), whether the data came in one segment, a batch, or a coalesced (GRO) datagram."""
+    received: list[Recorder] = []
+
+    def factory() -> Recorder:
+        received.append(Recorder())
+        return received[-1]
+
+    server, port = await serve(factory, "127.0.0.1")
+    async with server:
+        _, writer = await udptcp.open_connection("127.0.0.1", port, mss=mss, **QUICK)
+        expected = 0
+
+        def arrived() -> bool:
+            return bool(received) and len(received[0].data) >= expected
+
+        for size in (1, 100, 1380, 5000, 200_000):
+            writer.write(b"x" * size)
+            expected += size
+            await wait(_until(arrived))
+        writer.close()
+        await writer.wait_closed()
+        assert received[0].types == {bytes}
 
 
 async def test_eof_received_returning_false_closes_the_transport() -> None:

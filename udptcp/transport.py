@@ -291,13 +291,16 @@ class StreamTransport(asyncio.Transport):
         protocol = self._protocol
         if protocol is None or self._closing:
             return
-        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        if self._buffered and self._reading:
+            for chunk in chunks:  # copied into the protocol's buffer: no joining first
+                _feed_buffered(cast(asyncio.BufferedProtocol, protocol), chunk)
+            return
+        # bytes, as asyncio's contract has it: a chunk is a view of its datagram
+        data = bytes(chunks[0]) if len(chunks) == 1 else b"".join(chunks)
         if not self._reading:
-            self._held.append(bytes(data))  # the datagram's buffer is reused
-        elif self._buffered:
-            _feed_buffered(cast(asyncio.BufferedProtocol, protocol), data)
+            self._held.append(data)
         else:
-            cast(asyncio.Protocol, protocol).data_received(data)  # type: ignore[arg-type]
+            cast(asyncio.Protocol, protocol).data_received(data)
 
     def _on_event(self, event: object) -> None:
         if self.tracer is not None:
