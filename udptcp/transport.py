@@ -30,6 +30,7 @@ from udptcp.core import (
     StateChanged,
 )
 from udptcp.core.state import ENDED, WRITABLE
+from udptcp.failures import failure
 from udptcp.log import TRACE_LOGGER_NAME, debug_enabled, get_logger
 from udptcp.wire import MalformedSegment, Segment
 
@@ -354,7 +355,8 @@ class StreamTransport(asyncio.Transport):
             self.close()  # as asyncio's TCP transports: a protocol that returns falsy is done
 
     def _on_failed(self, reason: CloseReason) -> None:
-        exc = self._exception_for(reason)
+        exc = failure(self.conn, reason, self.peer, connecting=self._established is not None,
+                      eof_received=self._eof_received)
         self._log.info("connection failed", reason=reason.value, state=self.conn.state.name)
         waiter = self._established
         if waiter is not None:
@@ -366,37 +368,6 @@ class StreamTransport(asyncio.Transport):
             return  # we closed; the peer learns by our RST, the application lost nothing it wanted
         self._error = exc
         self._connection_lost(exc)
-
-    def _exception_for(self, reason: CloseReason) -> OSError:
-        peer = format_address(self.peer)
-        config = self.conn.config
-        if reason is CloseReason.REFUSED:
-            return ConnectionRefusedError(
-                f"connection to {peer} refused: nothing listens there (it answered RST or ICMP "
-                "port unreachable)"
-            )
-        if reason is CloseReason.TIMED_OUT:
-            if self._established is not None:
-                return TimeoutError(
-                    f"connecting to {peer} timed out: no answer to {config.syn_retries + 1} SYNs; "
-                    "check that a udptcp server runs there and that UDP gets through"
-                )
-            conn = self.conn
-            liveness = conn.liveness
-            if conn.recovery.timeouts >= config.retries or liveness.window_probes >= config.retries:
-                what = f"no acknowledgement after {config.retries} retransmissions"
-            elif liveness.keepalive_probes:
-                what = f"no answer to {liveness.keepalive_probes} keepalive probes"
-            else:
-                what = f"data unacknowledged for user_timeout_s={config.user_timeout_s} s"
-            return TimeoutError(
-                f"connection to {peer} timed out: {what}; the peer is gone or the path is down"
-            )
-        if self._eof_received:
-            return BrokenPipeError(
-                f"connection to {peer} broken: the peer closed it, then reset it when data arrived"
-            )
-        return ConnectionResetError(f"connection reset by peer {peer}")
 
     def _connection_lost(self, exc: BaseException | None) -> None:
         if self._lost:
