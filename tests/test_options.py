@@ -108,6 +108,19 @@ def test_a_connection_s_first_segments_are_acknowledged_at_once() -> None:
     assert p.recv_one().ack == PEER_ISS + 301
 
 
+def test_quick_acks_end_once_we_send_data_ourselves() -> None:
+    """A request/response connection: our replies carry the ACKs, so a request that gets no
+    reply at once waits for the delayed ACK again (Linux's pingpong mode)."""
+    p = established(BASIC.replace(delayed_ack_s=0.04, quick_acks=16))
+    p.send(ACK, PEER_ISS + 1, ISS + 1, b"request")
+    assert p.recv_one().ack == PEER_ISS + 8  # a quick ACK
+    p.conn.send(b"reply")
+    assert p.recv_one().payload == b"reply"
+    p.send(ACK, PEER_ISS + 8, ISS + 6, b"next")
+    p.recv_nothing()
+    assert p.fire_timer() == pytest.approx(0.04)
+
+
 def test_out_of_order_data_is_acknowledged_at_once() -> None:
     p = established(BASIC.replace(delayed_ack_s=0.04))
     p.send(ACK, PEER_ISS + 1001, ISS + 1, b"b" * 1000)

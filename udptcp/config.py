@@ -66,7 +66,8 @@ class Config:
         delayed_ack_s: longest delay of an ACK (one is sent at once for every second segment).
         quick_acks: in-order data segments acknowledged at once when a connection starts, as
             Linux's quickack mode, so that neither slow start nor a window of one large
-            segment waits out the delayed ACK every round trip; 0 delays from the first.
+            segment waits out the delayed ACK every round trip; 0 delays from the first. They
+            end once we send data ourselves: our data carries the ACKs then.
         congestion_control: "newreno", "cubic" or "bbr" (model-based: not slowed by random loss).
         initial_window_segments: congestion window at the start, in segments of the MSS the
             handshake settled; RFC 6928 caps it at max(2 * MSS, N * 1460) octets.

@@ -192,6 +192,7 @@ class Connection:
         if out.new_data_sent:
             self.recovery.on_sent(now)
             self.liveness.data_sent(now)
+            self.rx.quick_acks = 0  # our data carries the ACKs now (Linux's pingpong mode)
         if out.window_closed:
             self.liveness.window_closed(now, self.rtt.rto_s)
         if out.pace_at is not None:
