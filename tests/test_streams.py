@@ -123,6 +123,28 @@ async def _until(condition: Callable[[], bool]) -> None:
         await asyncio.sleep(0)
 
 
+async def test_readexactly_far_beyond_the_readers_limit_completes() -> None:
+    """StreamReader pauses reading past twice its limit, and to wait for more it resumes
+    reading and only then waits: data delivered from within resume_reading would pause it
+    again before it waits, for ever. Whatever the transport holds arrives in a later pass."""
+    size = 4_000_000
+    got: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+
+    async def take(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        got.set_result(await reader.readexactly(size))
+        writer.close()
+
+    async with await udptcp.start_server(take, "127.0.0.1", 0, **QUICK) as server:
+        port = server.sockets[0].getsockname()[1]
+        _, writer = await udptcp.open_connection("127.0.0.1", port, **QUICK)
+        payload = os.urandom(size)
+        writer.write(payload)
+        try:
+            assert await asyncio.wait_for(got, WAIT_S) == payload
+        finally:
+            writer.transport.abort()  # a stuck server connection must not hold up the close
+
+
 async def test_drain_waiters_in_a_list_wake_on_resume_and_fail_on_reset() -> None:
     """udptcp's stream protocols keep drain() waiters in a list, not asyncio's deque (700
     octets less per connection): waiters wake together once the peer reads, and fail together

@@ -228,6 +228,8 @@ class StreamTransport(asyncio.Transport):
         # The protocol's callbacks (data_received, resume_writing, ...) all run before the
         # send: whatever they write goes out in this pass.
         conn = self.conn
+        if self._held is not None and self._reading:
+            self._release_held()
         chunks: list[bytes | memoryview] = []
         while (event := conn.next_event()) is not None:
             if type(event) is DataReceived:
@@ -567,10 +569,20 @@ class StreamTransport(asyncio.Transport):
             self.conn.pause_reading()
 
     def resume_reading(self) -> None:
-        """Deliver what was held, and reopen the window."""
+        """Deliver what was held, and reopen the window: in a pass of its own, as asyncio's
+        transports do, never from within this call (asyncio's StreamReader resumes reading
+        and only then waits for the data: delivered now, it would pause again before waiting,
+        and wait for ever)."""
         if self._reading:
             return
         self._reading = True
+        if self._held is None and not self._unaccepted:
+            self.conn.resume_reading()
+        self.pump_soon()
+
+    def _release_held(self) -> None:
+        """Reading resumed: what the transport held goes first, then (once it has all gone,
+        so that nothing is held twice) what the core held."""
         held = self._held
         if held is not None:
             self._held, self._held_bytes = None, 0
@@ -578,10 +590,8 @@ class StreamTransport(asyncio.Transport):
             self._deliver(data)  # what a new pause leaves is held again
             if held[-1] is None:
                 self._on_eof()  # held again too if the protocol paused meanwhile
-        if self._reading and not self._unaccepted:
+        if self._reading and self._held is None and not self._unaccepted:
             self.conn.resume_reading()
-            self.pump_soon()
-        self._account()
 
     # -- asyncio.WriteTransport ------------------------------------------------------------
 
