@@ -44,10 +44,11 @@ clock = time.monotonic
 
 LOG_WRITES_AFTER_LOSS = 5
 MAX_DELIVERY_BYTES = 256 * 1024
-"""Most octets handed to the protocol in one call. In-order data released at once (all a
-paused reader's window held, when it resumes) goes up in pieces, and what follows a piece
-after which the protocol paused reading again waits here: a reader keeps its own limit
-(asyncio's StreamReader pauses at twice its ``limit``) plus at most one piece."""
+"""Most octets handed to the protocol in one call (asyncio's TCP transports read at most as
+much per ``data_received``). In-order data released at once (all a paused reader's window
+held, when it resumes) goes up in pieces, and what follows a piece after which the protocol
+paused reading again waits here: a reader keeps its own limit (asyncio's StreamReader pauses
+at twice its ``limit``) plus at most one piece."""
 _NO_EXTRA: dict[str, Any] = {}
 """``BaseTransport``'s ``_extra``, shared: ``get_extra_info`` answers from the connection, and
 an empty dictionary per connection would cost 64 octets."""
