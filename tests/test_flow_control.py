@@ -327,9 +327,9 @@ def test_out_of_order_pieces_are_capped_so_tiny_segments_cannot_bloat_memory() -
     assert limit == 1024
     for k in range(1, 2 * limit + 1):  # every other octet, beyond a hole at PEER_ISS + 1
         p.send(ACK, PEER_ISS + 1 + 2 * k, ISS + 1, b"x")
-    assert len(p.conn.rx.ooo_starts) == limit
+    assert p.conn.rx.ooo is not None and len(p.conn.rx.ooo.starts) == limit
     assert p.conn.rx.ooo_dropped == limit
     p.recv()
     p.send(ACK, PEER_ISS + 1, ISS + 1, bytes(2 * limit + 2))  # the sender resends it all
     assert p.conn.rx.rcv_nxt == PEER_ISS + 1 + 2 * limit + 2
-    assert not p.conn.rx.ooo_starts
+    assert p.conn.rx.ooo is None  # every hole filled: the reassembly is let go

@@ -7,11 +7,12 @@ from __future__ import annotations
 import asyncio
 import os
 
-from peer import ACK, ISS, PEER_ISS, PEER_WINDOW_BYTES, established
+from peer import ACK, BASIC, ISS, PEER_ISS, PEER_WINDOW_BYTES, established
 from sim import Sim, established_pair
 
 import udptcp
 from udptcp.config import Config
+from udptcp.core import State
 from udptcp.endpoint import Endpoint
 from udptcp.netem import Impairment
 
@@ -69,6 +70,26 @@ def test_a_lossy_transfer_into_a_receiver_under_pressure_completes_keeping_nothi
     sim.run(done, max_time=600)
     assert bytes(sim.server.received) == data
     assert peak_ooo == 0 and sim.server.conn.rx.pressure_dropped > 0
+
+
+def test_a_connection_that_times_out_lets_its_buffers_go_at_once() -> None:
+    """A peer gone silent with our data queued, its own held for a paused reader and more out
+    of order: once the connection gives up (CLOSED), it keeps none of it, even while something
+    (an application's exception, in a reference cycle) still holds the connection object."""
+    p = established(BASIC.replace(user_timeout_s=5.0))
+    p.conn.pause_reading()
+    p.send(ACK, PEER_ISS + 1, ISS + 1, b"a" * 1000)  # held for the paused reader
+    p.send(ACK, PEER_ISS + 2001, ISS + 1, b"b" * 1000)  # out of order
+    p.conn.send(bytes(200_000))
+    p.recv()
+    assert p.conn.buffered_bytes == 202_000 and p.conn.rx.ooo is not None
+    p.advance(60.0)  # nothing more from the peer: retransmissions, then the user timeout
+    assert p.is_in(State.CLOSED)
+    tx, rx = p.conn.tx, p.conn.rx
+    assert p.conn.buffered_bytes == 0 and p.conn.send_buffered == 0
+    assert len(tx.buf) == 0 and not tx.recs and not tx.tsorted and tx.sacked is None
+    assert rx.held is None and rx.ooo is None and rx.ooo_bytes == 0
+    assert tx.data_end == ISS + 1 + 200_000  # the sequence numbers (and statistics) stay
 
 
 async def test_an_endpoint_keeps_its_connections_buffers_near_the_limit() -> None:

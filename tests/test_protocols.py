@@ -13,7 +13,7 @@ import pytest
 
 import udptcp
 from udptcp.server import Server
-from udptcp.transport import StreamTransport
+from udptcp.transport import MAX_DELIVERY_BYTES, StreamTransport
 
 QUICK: dict[str, Any] = {"msl_s": 0.05, "rto_min_s": 0.05}
 WAIT_S = 20.0
@@ -313,6 +313,61 @@ async def test_pausing_inside_data_received_holds_the_rest_of_the_delivery() -> 
             peer.transport.resume_reading()  # data_received pauses again each time
             await wait(_until(lambda: not peer.transport.is_reading() or "eof" in peer.events))  # type: ignore[union-attr]
         assert bytes(peer.data) == b"firstsecond"
+        transport.close()
+
+
+async def test_resuming_after_a_long_pause_delivers_in_pieces_that_a_new_pause_stops() -> None:
+    """What a paused reader's window held goes up in pieces of at most MAX_DELIVERY_BYTES: a
+    protocol that pauses again once it has enough gets at most one piece more, not the whole
+    window in one call, and what waits still counts against the endpoint's memory limit."""
+    size, enough = 1_500_000, 65536
+
+    class Limited(Recorder):
+        def __init__(self) -> None:
+            super().__init__()
+            self.sizes: list[int] = []
+            self.limit = 0
+
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            super().connection_made(transport)
+            cast(asyncio.Transport, transport).pause_reading()
+
+        def data_received(self, data: bytes) -> None:
+            super().data_received(data)
+            self.sizes.append(len(data))
+            if len(self.data) >= self.limit:
+                assert self.transport is not None
+                self.transport.pause_reading()
+
+    peers: list[Limited] = []
+
+    def factory() -> Limited:
+        peers.append(Limited())
+        return peers[-1]
+
+    server, port = await serve(factory, "127.0.0.1", recv_buffer_bytes=2_000_000)
+    async with server:
+        endpoint = server.endpoints[0]
+        transport, _ = await udptcp.create_connection(Recorder, "127.0.0.1", port, **QUICK)
+        payload = os.urandom(size)
+        transport.write(payload)
+        transport.write_eof()
+        await wait(_until(lambda: bool(peers) and peers[0].transport is not None))
+        peer = peers[0]
+        ours = cast(StreamTransport, peer.transport)
+        await wait(_until(lambda: ours.conn.rx.held_bytes == size))  # all of it, held
+        peer.limit = enough
+        ours.resume_reading()
+        await wait(_until(lambda: not ours.is_reading()))
+        assert peer.sizes and max(peer.sizes) <= MAX_DELIVERY_BYTES
+        assert enough <= len(peer.data) < enough + MAX_DELIVERY_BYTES
+        assert endpoint.buffered_bytes == size - len(peer.data)  # the rest, still counted
+        peer.limit = size
+        while "eof" not in peer.events:
+            ours.resume_reading()
+            await wait(_until(lambda: not ours.is_reading() or "eof" in peer.events))
+        assert bytes(peer.data) == payload and max(peer.sizes) <= MAX_DELIVERY_BYTES
+        assert endpoint.buffered_bytes == 0
         transport.close()
 
 

@@ -66,7 +66,7 @@ def test_in_order_data_is_returned_without_a_copy() -> None:
     out = rx.accept(DATA, payload, NOW_S, DELAYED_ACK_S)
     assert len(out) == 1 and out[0] is payload
     assert rx.rcv_nxt == DATA + 50
-    assert not rx.ooo and rx.dsack is None
+    assert rx.ooo is None and rx.dsack is None
 
 
 def test_in_order_segments_follow_each_other() -> None:
@@ -113,7 +113,7 @@ def test_out_of_order_segment_is_stored_and_acknowledged_at_once() -> None:
     assert deliver(rx, DATA + 100, DATA + 200) == b""
     assert rx.ack_now
     assert rx.rcv_nxt == DATA
-    assert rx.ooo_bytes == 100 and rx.ooo_starts == [DATA + 100]
+    assert rx.ooo_bytes == 100 and rx.ooo is not None and rx.ooo.starts == [DATA + 100]
     assert rx.sack_blocks(4) == [(DATA + 100, DATA + 200)]
     assert delayed_ack_deadline(rx) is None  # no delay: the sender must see the hole
 
@@ -135,8 +135,8 @@ def test_hole_filled_drains_everything_in_order() -> None:
     assert deliver(rx, DATA, DATA + 100) == stream(DATA, DATA + 300)
     assert rx.ack_now  # a hole filled: acknowledge at once (RFC 5681 4.2)
     assert rx.rcv_nxt == DATA + 300
-    assert rx.ooo_starts == [DATA + 400] and rx.ooo_bytes == 100
-    assert list(rx.ooo_ranges) == [(DATA + 400, DATA + 500)]
+    assert rx.ooo is not None and rx.ooo.starts == [DATA + 400] and rx.ooo_bytes == 100
+    assert list(rx.ooo.ranges) == [(DATA + 400, DATA + 500)]
     assert rx.sack_blocks(4) == [(DATA + 400, DATA + 500)]
 
 
@@ -145,8 +145,8 @@ def test_segment_overlapping_stored_pieces_stores_only_the_new_parts() -> None:
     deliver(rx, DATA + 100, DATA + 150)
     deliver(rx, DATA + 200, DATA + 250)
     deliver(rx, DATA + 120, DATA + 300)  # fills [150, 200) and [250, 300)
-    assert rx.ooo_bytes == 200
-    assert list(rx.ooo_ranges) == [(DATA + 100, DATA + 300)]
+    assert rx.ooo_bytes == 200 and rx.ooo is not None
+    assert list(rx.ooo.ranges) == [(DATA + 100, DATA + 300)]
     assert rx.dsack is None
     assert deliver(rx, DATA, DATA + 100) == stream(DATA, DATA + 300)
 
@@ -155,7 +155,7 @@ def test_in_order_segment_reaching_into_stored_data_releases_each_octet_once() -
     rx = receiver()
     deliver(rx, DATA + 50, DATA + 150)
     assert deliver(rx, DATA, DATA + 100) == stream(DATA, DATA + 150)
-    assert rx.ooo_bytes == 0 and not rx.ooo_ranges
+    assert rx.ooo_bytes == 0 and rx.ooo is None
 
 
 def test_duplicate_of_stored_data_is_a_dsack_with_its_holder_block_next() -> None:
@@ -202,7 +202,7 @@ def test_sack_remembers_at_most_max_recent_blocks() -> None:
     starts = [100 + 100 * i for i in range(MAX_RECENT_BLOCKS + 2)]
     for start in starts:
         deliver(rx, DATA + start, DATA + start + 50)
-    assert len(rx.recent) == MAX_RECENT_BLOCKS
+    assert rx.ooo is not None and len(rx.ooo.recent) == MAX_RECENT_BLOCKS
     assert rx.sack_blocks(10) == [(DATA + s, DATA + s + 50) for s in reversed(starts)][
         :MAX_RECENT_BLOCKS
     ]
@@ -233,7 +233,8 @@ def test_data_beyond_the_advertised_window_is_trimmed() -> None:
     rx = receiver()
     edge = rx.adv_right
     deliver(rx, edge - 100, edge + 50)
-    assert rx.ooo_bytes == 100 and list(rx.ooo_ranges) == [(edge - 100, edge)]
+    assert rx.ooo_bytes == 100 and rx.ooo is not None
+    assert list(rx.ooo.ranges) == [(edge - 100, edge)]
     got = deliver(rx, DATA, edge - 100)
     assert len(got) == BUFFER_BYTES and rx.rcv_nxt == edge
 
@@ -303,17 +304,18 @@ def test_out_of_order_pieces_beyond_the_cap_are_dropped() -> None:
     rx = receiver(buffer_bytes=4 * MIN_OOO_PIECES)
     for i in range(MIN_OOO_PIECES):
         deliver(rx, DATA + 2 + 2 * i, DATA + 3 + 2 * i)  # one octet, a hole before each
-    assert len(rx.ooo_starts) == MIN_OOO_PIECES and rx.ooo_dropped == 0
+    reasm = rx.ooo
+    assert reasm is not None and len(reasm.starts) == MIN_OOO_PIECES and rx.ooo_dropped == 0
     beyond = DATA + 2 + 2 * MIN_OOO_PIECES
     deliver(rx, beyond, beyond + 1)
     assert rx.ooo_dropped == 1
-    assert rx.ooo_ranges.find(beyond) is None
+    assert reasm.ranges.find(beyond) is None
     assert rx.ack_now  # the ACK still shows the hole
     got = deliver(rx, DATA, DATA + 2)  # the first hole: in order, never capped
     assert got == stream(DATA, DATA + 3)
-    assert len(rx.ooo_starts) == MIN_OOO_PIECES - 1
+    assert rx.ooo is reasm and len(reasm.starts) == MIN_OOO_PIECES - 1
     deliver(rx, beyond, beyond + 1)
-    assert rx.ooo_ranges.find(beyond) == (beyond, beyond + 1)
+    assert reasm.ranges.find(beyond) == (beyond, beyond + 1)
 
 
 # -- paused reading -----------------------------------------------------------------------------
@@ -339,7 +341,7 @@ def test_take_held_hands_over_in_order_and_reopens_the_window() -> None:
     rx.advertise()
     rx.paused = False
     assert b"".join(bytes(chunk) for chunk in rx.take_held()) == stream(DATA, DATA + 900)
-    assert rx.held_bytes == 0 and rx.held == []
+    assert rx.held_bytes == 0 and rx.held is None
     assert rx.take_held() == []
     assert rx.advertise() == BUFFER_BYTES
 
@@ -497,16 +499,21 @@ def test_any_arrival_order_delivers_the_stream_in_order_within_the_window(
             rx.on_ack_sent()
         assert rx.adv_right >= edge  # the right edge never moves left
         assert rx.held_bytes + rx.ooo_bytes <= PROP_BUFFER_BYTES
-        assert rx.held_bytes == sum(len(chunk) for chunk in rx.held)
-        pieces = [(start, start + len(rx.ooo[start])) for start in rx.ooo_starts]
+        assert rx.held_bytes == sum(len(chunk) for chunk in rx.held or [])
+        reasm = rx.ooo
+        assert reasm is None or reasm.starts  # kept only while it holds something
+        kept = reasm.pieces if reasm is not None else {}
+        ranges = list(reasm.ranges) if reasm is not None else []
+        pieces = [(start, start + len(kept[start])) for start in sorted(kept)]
+        assert reasm is None or reasm.starts == sorted(kept)
         assert all(rx.rcv_nxt < a < b <= rx.adv_right for a, b in pieces)
         assert all(b1 <= a2 for (_, b1), (a2, _) in pairwise(pieces))
-        assert all(rx.ooo[a] == stream(a, b) for a, b in pieces)
+        assert all(kept[a] == stream(a, b) for a, b in pieces)
         covered = {seq for a, b in pieces for seq in range(a, b)}
-        assert covered == {seq for a, b in rx.ooo_ranges for seq in range(a, b)}
+        assert covered == {seq for a, b in ranges for seq in range(a, b)}
         blocks = rx.sack_blocks(4)
         reported = blocks[1:] if rx.dsack is not None else blocks
-        assert all(block in list(rx.ooo_ranges) for block in reported)
+        assert all(block in ranges for block in reported)
         assert len(set(reported)) == len(reported)
     rx.paused = False
     got += b"".join(bytes(chunk) for chunk in rx.take_held())

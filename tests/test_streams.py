@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any, cast
 
 import pytest
@@ -115,6 +115,69 @@ async def test_drain_blocks_while_the_peer_does_not_read() -> None:
         assert await asyncio.wait_for(got, WAIT_S) == 2_000_000
         writer.close()
         await writer.wait_closed()
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    """Yield to the loop until ``condition()`` holds (callers bound the wait)."""
+    while not condition():
+        await asyncio.sleep(0)
+
+
+async def test_readexactly_far_beyond_the_readers_limit_completes() -> None:
+    """StreamReader pauses reading past twice its limit, and to wait for more it resumes
+    reading and only then waits: data delivered from within resume_reading would pause it
+    again before it waits, for ever. Whatever the transport holds arrives in a later pass."""
+    size = 4_000_000
+    got: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+
+    async def take(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        got.set_result(await reader.readexactly(size))
+        writer.close()
+
+    async with await udptcp.start_server(take, "127.0.0.1", 0, **QUICK) as server:
+        port = server.sockets[0].getsockname()[1]
+        _, writer = await udptcp.open_connection("127.0.0.1", port, **QUICK)
+        payload = os.urandom(size)
+        writer.write(payload)
+        try:
+            assert await asyncio.wait_for(got, WAIT_S) == payload
+        finally:
+            writer.transport.abort()  # a stuck server connection must not hold up the close
+
+
+async def test_drain_waiters_in_a_list_wake_on_resume_and_fail_on_reset() -> None:
+    """udptcp's stream protocols keep drain() waiters in a list, not asyncio's deque (700
+    octets less per connection): waiters wake together once the peer reads, and fail together
+    when the connection is reset."""
+    release, reset = asyncio.Event(), asyncio.Event()
+    server_waiters: list[object] = []
+
+    async def slow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        server_waiters.append(writer._protocol._drain_waiters)  # type: ignore[attr-defined]
+        await release.wait()
+        await reader.readexactly(2_000_000)
+        await reset.wait()
+        writer.transport.abort()
+
+    async with await udptcp.start_server(slow, "127.0.0.1", 0, recv_buffer_bytes=256_000,
+                                         **QUICK) as server:
+        port = server.sockets[0].getsockname()[1]
+        _, writer = await udptcp.open_connection("127.0.0.1", port, send_buffer_bytes=200_000, **QUICK)
+        waiters = writer._protocol._drain_waiters  # type: ignore[attr-defined]
+        writer.write(os.urandom(2_000_000))
+        drains = [asyncio.create_task(writer.drain()) for _ in range(2)]
+        await asyncio.wait_for(_until(lambda: len(waiters) == 2), WAIT_S)
+        assert type(waiters) is list and [type(w) for w in server_waiters] == [list]
+        release.set()
+        await asyncio.wait_for(asyncio.gather(*drains), WAIT_S)
+        assert waiters == []
+        writer.write(os.urandom(2_000_000))
+        drains = [asyncio.create_task(writer.drain()) for _ in range(2)]
+        await asyncio.wait_for(_until(lambda: len(waiters) == 2), WAIT_S)
+        reset.set()
+        results = await asyncio.wait_for(asyncio.gather(*drains, return_exceptions=True), WAIT_S)
+        assert all(isinstance(r, ConnectionResetError) for r in results), results
+        writer.close()
 
 
 async def test_server_reply_after_half_close(echo_port: int) -> None:

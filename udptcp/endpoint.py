@@ -19,8 +19,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import secrets
 import socket
+import sys
 import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
@@ -308,7 +308,7 @@ class Endpoint(asyncio.DatagramProtocol):
         conn = self._new_connection(isn_for(_ISN_SECRET, self.local_addr, peer, now))
         if self.memory_pressure:
             conn.set_memory_pressure(True)
-        transport = StreamTransport(self, conn, peer, cid=secrets.token_hex(3), established=established)
+        transport = StreamTransport(self, conn, peer, established=established)
         transport.set_protocol(protocol)
         self._by_peer[peer] = transport
         if self._trace_to is not None or self._pcap_to is not None:
@@ -352,9 +352,10 @@ class Endpoint(asyncio.DatagramProtocol):
         if self.memory_pressure:
             conn.set_memory_pressure(True)
         conn.listen()
+        peer = _sharing_host(peer)
         if cookie is not None:
             conn.accept_cookie(cookie, now)
-        transport = StreamTransport(self, conn, peer, cid=secrets.token_hex(3))
+        transport = StreamTransport(self, conn, peer)
         if sock is not None:
             own = self._own[transport] = ConnectionSocket(self, transport, sock)
             transport.outlet = own
@@ -563,6 +564,14 @@ class ConnectionSocket:
 
     def close(self) -> None:
         self._udp.close()
+
+
+def _sharing_host(peer: Address) -> Address:
+    """``peer`` with its host string shared by every connection from that host (interned):
+    the address a datagram arrived from carries a string of its own, some 60 octets that each
+    of thousands of connections from one host (a proxy, a NAT, a tunnel) would keep."""
+    host = peer[0]
+    return (sys.intern(host), *peer[1:]) if isinstance(host, str) else peer
 
 
 def _is_ack(data: bytes | memoryview) -> bool:

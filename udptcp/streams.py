@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl as ssl_module
+from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, TypeVar, cast
 
@@ -54,7 +55,7 @@ async def open_connection(
     _check_limit(limit)
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader(limit=limit, loop=loop)
-    protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
+    protocol = _stream_protocol(reader, None, loop)
     transport, _ = await create_connection(
         lambda: protocol, host, port, ssl=ssl, server_hostname=server_hostname,
         ssl_handshake_timeout=ssl_handshake_timeout, local_addr=local_addr, family=family,
@@ -94,7 +95,7 @@ async def start_server(
 
     def factory() -> asyncio.StreamReaderProtocol:
         reader = asyncio.StreamReader(limit=limit, loop=loop)
-        return asyncio.StreamReaderProtocol(reader, connected, loop=loop)
+        return _stream_protocol(reader, connected, loop)
 
     return await create_server(
         factory, host, port, ssl=ssl, ssl_handshake_timeout=ssl_handshake_timeout, backlog=backlog,
@@ -121,6 +122,25 @@ class StreamWriter(asyncio.StreamWriter):
             ssl_shutdown_timeout=ssl_shutdown_timeout,
         )
         protocol._replace_writer(self)  # type: ignore[attr-defined]
+
+
+def _stream_protocol(
+    reader: asyncio.StreamReader,
+    connected: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None] | None] | None,
+    loop: asyncio.AbstractEventLoop,
+) -> asyncio.StreamReaderProtocol:
+    """asyncio's StreamReaderProtocol, with its queue of ``drain()`` waiters in a list.
+
+    asyncio makes that queue a ``collections.deque``, which costs 760 octets even empty (a
+    block of 64 slots comes with it), and only appends to it, removes from it and iterates
+    over it (3.11 to 3.13), as a list does in 56: some 700 octets less on each of a server's
+    idle connections. Where a version keeps something else there, it is left alone.
+    """
+    protocol = asyncio.StreamReaderProtocol(reader, connected, loop=loop)
+    waiters = getattr(protocol, "_drain_waiters", None)
+    if type(waiters) is deque and not waiters:
+        protocol._drain_waiters = []  # type: ignore[attr-defined]
+    return protocol
 
 
 def _with_start_tls(writer: asyncio.StreamWriter) -> StreamWriter:

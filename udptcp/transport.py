@@ -11,6 +11,7 @@ into one pump with ``call_soon``.
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
@@ -43,6 +44,15 @@ clock = time.monotonic
 """The core's clock. Not ``loop.time()``: uvloop's ticks in milliseconds, too coarse for RTTs."""
 
 LOG_WRITES_AFTER_LOSS = 5
+MAX_DELIVERY_BYTES = 256 * 1024
+"""Most octets handed to the protocol in one call (asyncio's TCP transports read at most as
+much per ``data_received``). In-order data released at once (all a paused reader's window
+held, when it resumes) goes up in pieces, and what follows a piece after which the protocol
+paused reading again waits here: a reader keeps its own limit (asyncio's StreamReader pauses
+at twice its ``limit``) plus at most one piece."""
+_NO_EXTRA: dict[str, Any] = {}
+"""``BaseTransport``'s ``_extra``, shared: ``get_extra_info`` answers from the connection, and
+an empty dictionary per connection would cost 64 octets."""
 
 
 class DatagramOutlet(Protocol):
@@ -75,27 +85,39 @@ class StreamTransport(asyncio.Transport):
     """The stock loop's ``loop.start_tls`` accepts this transport (uvloop's accepts only its
     own: ``udptcp.tls.start_tls`` works with both)."""
 
+    __slots__ = (
+        "__weakref__", "_buffered", "_charged_bytes", "_cid", "_closing", "_debug", "_endpoint",
+        "_eof_received", "_eof_written", "_error", "_established", "_forgotten", "_held",
+        "_held_bytes", "_high_water", "_logger", "_loop", "_lost", "_low_water", "_now",
+        "_paused_protocol", "_protocol", "_pump_scheduled", "_pumping", "_reading", "_timer",
+        "_timer_at", "_trace", "_unaccepted", "_writes_after_loss", "conn", "outlet", "peer",
+        "tracer",
+    )
+    """No instance dictionary: with more than 30 attributes it would be a table of its own,
+    some 1.5 KiB on each of a server's thousands of idle connections."""
+
     def __init__(
-        self, endpoint: Endpoint, conn: Connection, peer: Address, *, cid: str,
+        self, endpoint: Endpoint, conn: Connection, peer: Address, *, cid: str | None = None,
         established: asyncio.Future[None] | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__(_NO_EXTRA)
         self._endpoint = endpoint
         self.outlet: DatagramOutlet = endpoint
         self._loop = endpoint.loop
         self.conn = conn
         self.peer = peer
-        self.cid = cid
+        self._cid = cid
         self._established = established
         self._protocol: asyncio.BaseProtocol | None = None
         self._logger: BoundLogger | None = None  # made on first use: most connections never log
         self._buffered = False
-        self._held: list[bytes | memoryview | None] = []
+        self._held: list[bytes | None] | None = None
         """Delivered by the core but not yet to the protocol, which paused reading meanwhile
-        (None: the EOF)."""
+        (None: the EOF); made on first use."""
+        self._held_bytes = 0
         self._debug = debug_enabled()
         self._trace = (
-            get_logger(TRACE_LOGGER_NAME, cid=cid) if debug_enabled(TRACE_LOGGER_NAME) else None
+            get_logger(TRACE_LOGGER_NAME, cid=self.cid) if debug_enabled(TRACE_LOGGER_NAME) else None
         )
         self.tracer: ConnectionTracer | None = None
         """Set by the endpoint when the connection is traced (``trace=``, ``pcap=``)."""
@@ -120,6 +142,14 @@ class StreamTransport(asyncio.Transport):
         # three quarters): this buffer also holds what is in flight, and waiting longer
         # leaves the window empty while the application refills it.
         self._low_water = self._high_water // 2
+
+    @property
+    def cid(self) -> str:
+        """The connection's id in logs and traces (six hex digits), drawn when first asked for:
+        most connections are never logged or traced, and the string costs 55 octets."""
+        if self._cid is None:
+            self._cid = secrets.token_hex(3)
+        return self._cid
 
     @property
     def _log(self) -> BoundLogger:
@@ -200,6 +230,8 @@ class StreamTransport(asyncio.Transport):
         # The protocol's callbacks (data_received, resume_writing, ...) all run before the
         # send: whatever they write goes out in this pass.
         conn = self.conn
+        if self._held is not None and self._reading:
+            self._release_held()
         chunks: list[bytes | memoryview] = []
         while (event := conn.next_event()) is not None:
             if type(event) is DataReceived:
@@ -233,7 +265,7 @@ class StreamTransport(asyncio.Transport):
         """Tell the endpoint how much more (or less) the connection keeps since last time."""
         if self._forgotten:
             return
-        used = self.conn.buffered_bytes
+        used = self.conn.buffered_bytes + self._held_bytes
         delta = used - self._charged_bytes
         if delta:
             self._charged_bytes = used
@@ -287,21 +319,44 @@ class StreamTransport(asyncio.Transport):
         self._pump()
 
     def _deliver(self, chunks: list[bytes | memoryview]) -> None:
-        """In-order data of one pass, handed to the protocol in one call (held while the
-        protocol has paused reading: it asked for no more until it resumes)."""
-        protocol = self._protocol
-        if protocol is None or self._closing:
-            return
-        if self._buffered and self._reading:
-            for chunk in chunks:  # copied into the protocol's buffer: no joining first
-                _feed_buffered(cast(asyncio.BufferedProtocol, protocol), chunk)
-            return
-        # bytes, as asyncio's contract has it: a chunk is a view of its datagram
-        data = bytes(chunks[0]) if len(chunks) == 1 else b"".join(chunks)
-        if not self._reading:
-            self._held.append(data)
-        else:
+        """In-order data of one pass, handed to the protocol in as few calls as
+        ``MAX_DELIVERY_BYTES`` allows; what comes after the protocol paused reading is held (it
+        asked for no more until it resumes)."""
+        start, count = 0, len(chunks)
+        while start < count:
+            protocol = self._protocol
+            if protocol is None or self._closing:
+                return
+            if not self._reading:
+                for chunk in chunks[start:]:
+                    self._hold(bytes(chunk))  # a copy: the datagram's buffer may be reused
+                return
+            if self._buffered:  # copied into the protocol's own buffer: nothing to join
+                _feed_buffered(cast(asyncio.BufferedProtocol, protocol), chunks[start])
+                start += 1
+                continue
+            end, size = start + 1, len(chunks[start])
+            while end < count and size + len(chunks[end]) <= MAX_DELIVERY_BYTES:
+                size += len(chunks[end])
+                end += 1
+            # bytes, as asyncio's contract has it: a chunk is a view of its datagram
+            data = bytes(chunks[start]) if end == start + 1 else b"".join(chunks[start:end])
+            start = end
             cast(asyncio.Protocol, protocol).data_received(data)
+
+    def _hold(self, data: bytes | None) -> None:
+        """Keep ``data`` (None: the EOF) until the protocol resumes reading; it counts against
+        the endpoint's ``memory_limit_bytes`` as what the core holds does."""
+        if self._held is None:
+            self._held = []
+        self._held.append(data)
+        if data is not None:
+            self._held_bytes += len(data)
+
+    def _drop_held(self) -> None:
+        """Nobody will read what is held (the transport is closing): let it go."""
+        self._held = None
+        self._held_bytes = 0
 
     def _on_event(self, event: object) -> None:
         if self.tracer is not None:
@@ -348,7 +403,7 @@ class StreamTransport(asyncio.Transport):
         if protocol is None or self._closing:
             return
         if not self._reading:
-            self._held.append(None)
+            self._hold(None)
             return
         keep_open = cast(asyncio.Protocol, protocol).eof_received()
         if not keep_open:
@@ -374,6 +429,7 @@ class StreamTransport(asyncio.Transport):
             return
         self._lost = True
         self._closing = True
+        self._drop_held()
         protocol = self._protocol
         if protocol is not None:
             self._loop.call_soon(protocol.connection_lost, exc)  # type: ignore[arg-type]
@@ -447,7 +503,7 @@ class StreamTransport(asyncio.Transport):
             self.tracer.app("close", self._clock())
         self._closing = True
         self._eof_written = True
-        self._held.clear()
+        self._drop_held()
         self.conn.close()
         if self.conn.state in ENDED or self.conn.state is State.FIN_WAIT_2:
             self._connection_lost(self._error)
@@ -487,21 +543,29 @@ class StreamTransport(asyncio.Transport):
             self.conn.pause_reading()
 
     def resume_reading(self) -> None:
-        """Deliver what was held, and reopen the window."""
+        """Deliver what was held, and reopen the window: in a pass of its own, as asyncio's
+        transports do, never from within this call (asyncio's StreamReader resumes reading
+        and only then waits for the data: delivered now, it would pause again before waiting,
+        and wait for ever)."""
         if self._reading:
             return
         self._reading = True
-        held, self._held = self._held, []
-        for data in held:
-            if not self._reading:  # paused again by the protocol meanwhile
-                self._held.append(data)
-            elif data is None:
-                self._on_eof()
-            elif self._protocol is not None and not self._closing:
-                self._deliver([data])
-        if self._reading and not self._unaccepted:
+        if self._held is None and not self._unaccepted:
             self.conn.resume_reading()
-            self.pump_soon()
+        self.pump_soon()
+
+    def _release_held(self) -> None:
+        """Reading resumed: what the transport held goes first, then (once it has all gone,
+        so that nothing is held twice) what the core held."""
+        held = self._held
+        if held is not None:
+            self._held, self._held_bytes = None, 0
+            data: list[bytes | memoryview] = [chunk for chunk in held if chunk is not None]
+            self._deliver(data)  # what a new pause leaves is held again
+            if held[-1] is None:
+                self._on_eof()  # held again too if the protocol paused meanwhile
+        if self._reading and self._held is None and not self._unaccepted:
+            self.conn.resume_reading()
 
     # -- asyncio.WriteTransport ------------------------------------------------------------
 
@@ -560,7 +624,7 @@ class StreamTransport(asyncio.Transport):
         if self.tracer is not None:
             self.tracer.app("abort", self._clock())
         self._closing = True
-        self._held.clear()
+        self._drop_held()
         self.conn.abort()
         self._pump()
         self._connection_lost(self._error)

@@ -642,6 +642,12 @@ class Connection:
                 # Back in LISTEN: start over as a fresh listener, with a new ISN further along.
                 self._start((self.tx.iss + INCARNATION_GAP) & SEQ_MASK)
                 self._unproven_received = self._unproven_sent = 0
+            else:
+                # Nothing will be sent or delivered any more: let the buffers go now, not when
+                # the last reference to the connection does (an application's exception that
+                # ended it may keep it, in a reference cycle, until the next full collection).
+                self.tx.release()
+                self.rx.release()
         return True
 
     def _stop_timers(self) -> None:

@@ -53,7 +53,7 @@ class FastPath:
             flags & ~PSH != ACK
             or seq32 != rcv_nxt & SEQ_MASK
             or wnd != tx.wnd
-            or rx.ooo_starts
+            or rx.ooo is not None
             or rx.paused
             or rx.fin_seq is not None
         ):

@@ -83,7 +83,9 @@ class Output:
         self._pacer = pacer
         self._rtt = rtt
         self._stats = stats
-        self._pending: list[bytes] = []
+        self._pending: list[bytes] | None = None
+        """Ready-made datagrams for the next ``collect`` (made on first use: an idle connection
+        keeps no list)."""
         self._window_probe = False
         self._mtu_probe_ack: int | None = None
         self._fields: tuple[int, int, bytes] | None = None
@@ -103,11 +105,13 @@ class Output:
 
     def queue_raw(self, datagram: bytes) -> None:
         """Send this ready-made datagram (a RST built by the input path) with the next batch."""
+        if self._pending is None:
+            self._pending = []
         self._pending.append(datagram)
 
     def queue_control(self, flags: int, seq: int) -> None:
         """A bare control segment (RST on abort) with our sequence number and current ACK."""
-        self._pending.append(encode_datagram(flags, seq & SEQ_MASK, self._rx.rcv_nxt & SEQ_MASK, 0))
+        self.queue_raw(encode_datagram(flags, seq & SEQ_MASK, self._rx.rcv_nxt & SEQ_MASK, 0))
 
     def queue_mtu_probe_ack(self, probe_id: int) -> None:
         """Answer a path-MTU probe of the peer with the next datagrams (an ACK echoing its id)."""
@@ -125,8 +129,8 @@ class Output:
         """Every datagram due now in ``state``; ``send_syn`` asks for our SYN (or SYN-ACK),
         ``send_probe`` for a tail loss probe and ``mtu_probe`` for a path-MTU probe of that
         ``(identifier, datagram size)``."""
-        out = self._pending
-        self._pending = []
+        out = self._pending if self._pending is not None else []
+        self._pending = None
         self._fields = None
         self.syn_sent = self.new_data_sent = self.window_closed = self.probe_done = False
         self.pace_at = None
@@ -211,7 +215,7 @@ class Output:
         options = b""
         if neg.timestamps:
             options = encode_timestamps_option(neg.ts_clock(now), rx.ts_recent or 0)
-        sack = neg.sack and (rx.ooo_starts or rx.dsack is not None)
+        sack = neg.sack and (rx.ooo is not None or rx.dsack is not None)
         if sack:
             blocks = rx.sack_blocks(MAX_SACK_BLOCKS - 1 if neg.timestamps else MAX_SACK_BLOCKS)
             if blocks:

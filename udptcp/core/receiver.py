@@ -2,10 +2,11 @@
 
 Sequence numbers here are unwrapped (see ``seqnum``). In-order data with nothing pending is
 handed on without a copy (a memoryview of the datagram); out-of-order data is copied once
-into ``bytes`` and kept by its start until the hole before it fills. The advertised right edge
-of the window never moves left (RFC 9293 3.8.6), so a sender is never told to take back data
-it was allowed to send; all held data therefore fits in ``buffer_bytes``.
-"""
+into ``bytes`` and kept by its start until the hole before it fills (in a :class:`Reassembly`,
+made when a segment first arrives out of order and let go once every hole is filled). The
+advertised right edge of the window never moves left (RFC 9293 3.8.6), so a sender is never
+told to take back data it was allowed to send; all held data therefore fits in
+``buffer_bytes``."""
 
 from __future__ import annotations
 
@@ -21,6 +22,27 @@ MIN_OOO_PIECES: Final = 1024
 """Out-of-order pieces always allowed; beyond ``max(this, 2 * window / mss)`` new ones are
 dropped (the sender retransmits them), so that a peer cutting its data into one-octet
 segments cannot make the window's worth of them cost a hundred times its size in memory."""
+
+
+class Reassembly:
+    """Out-of-order data kept until the hole before it fills, and its SACK blocks.
+
+    A receiver makes one when a segment first arrives out of order and lets it go once every
+    hole is filled: most connections never see one, and a server holds thousands of idle
+    connections that would each carry its four empty containers (some 350 octets).
+    """
+
+    __slots__ = ("pieces", "ranges", "recent", "starts")
+
+    def __init__(self) -> None:
+        self.pieces: dict[int, bytes] = {}
+        """The octets kept, by the sequence number of the first."""
+        self.starts: list[int] = []
+        """The keys of ``pieces``, in order."""
+        self.ranges = RangeSet()
+        """What ``pieces`` cover, merged: the SACK blocks."""
+        self.recent: list[int] = []
+        """A sequence number in each block, most recently changed first (RFC 2018 4)."""
 
 
 class Receiver:
@@ -41,14 +63,11 @@ class Receiver:
         "ooo",
         "ooo_bytes",
         "ooo_dropped",
-        "ooo_ranges",
-        "ooo_starts",
         "paused",
         "pressure",
         "pressure_dropped",
         "quick_acks",
         "rcv_nxt",
-        "recent",
         "segs_unacked",
         "timers",
         "ts_recent",
@@ -70,14 +89,13 @@ class Receiver:
         kept here (out of order, or held while reading is paused) is refused."""
         self.pressure_dropped = 0
         """Segments refused under memory pressure (the sender resends them)."""
-        self.held: list[bytes | memoryview] = []
+        self.held: list[bytes | memoryview] | None = None
+        """In-order data kept while reading is paused; made on first use."""
         self.held_bytes = 0
-        self.ooo: dict[int, bytes] = {}
-        self.ooo_starts: list[int] = []
-        self.ooo_ranges = RangeSet()
+        self.ooo: Reassembly | None = None
+        """Out-of-order data, while there is some."""
         self.ooo_bytes = 0
         self.ooo_dropped = 0
-        self.recent: list[int] = []
         self.dsack: tuple[int, int] | None = None
         self.fin_seq: int | None = None
         self.segs_unacked = 0
@@ -152,12 +170,14 @@ class Receiver:
                 payload = payload[rcv_nxt - seq :]
             ready: list[bytes | memoryview] = [payload]
             self.rcv_nxt = end
-            if self.ooo_starts:
-                self._drain_ooo(ready)
+            if self.ooo is not None:
+                self._drain_ooo(self.ooo, ready)
                 self.ack_now = True  # a hole filled: tell the sender at once (RFC 5681 4.2)
             else:
                 self.count_for_ack(now, delayed_ack_s)
             if self.paused:
+                if self.held is None:
+                    self.held = []
                 self.held.extend(ready)
                 self.held_bytes += sum(len(chunk) for chunk in ready)
                 return []
@@ -188,10 +208,13 @@ class Receiver:
             self.timers.arm_if_idle(Timer.DELAYED_ACK, now + delayed_ack_s)
 
     def _store_ooo(self, seq: int, end: int, payload: memoryview) -> None:
-        starts, ooo = self.ooo_starts, self.ooo
-        if len(starts) >= self.max_ooo_pieces:
+        reasm = self.ooo
+        if reasm is None:
+            reasm = self.ooo = Reassembly()
+        elif len(reasm.starts) >= self.max_ooo_pieces:
             self.ooo_dropped += 1
             return
+        starts, ooo = reasm.starts, reasm.pieces
         i = bisect_right(starts, seq) - 1
         cursor = seq
         if i >= 0:
@@ -202,35 +225,35 @@ class Receiver:
             if i < len(starts) and starts[i] < end:
                 nxt = starts[i]
                 if nxt > cursor:
-                    self._put(cursor, bytes(payload[cursor - seq : nxt - seq]))
+                    self._put(reasm, cursor, bytes(payload[cursor - seq : nxt - seq]))
                     stored = True
                     i += 1  # the piece just inserted sits before ``nxt``
                 cursor = max(cursor, nxt + len(ooo[nxt]))
                 i += 1
             else:
-                self._put(cursor, bytes(payload[cursor - seq : end - seq]))
+                self._put(reasm, cursor, bytes(payload[cursor - seq : end - seq]))
                 stored = True
                 break
         if stored:
-            ranges = self.ooo_ranges
+            ranges = reasm.ranges
             ranges.add(seq, end)
             # One entry per block, most recently changed first (RFC 2018 4): a block that grew
             # by several segments must not push the others out of the SACK option.
             block = ranges.find(seq)
-            recent = [s for s in self.recent if block is None or not block[0] <= s < block[1]]
+            recent = [s for s in reasm.recent if block is None or not block[0] <= s < block[1]]
             recent.insert(0, seq)
             del recent[MAX_RECENT_BLOCKS:]
-            self.recent = recent
+            reasm.recent = recent
         else:
             self.dsack = (seq, end)
 
-    def _put(self, start: int, data: bytes) -> None:
-        insort(self.ooo_starts, start)
-        self.ooo[start] = data
+    def _put(self, reasm: Reassembly, start: int, data: bytes) -> None:
+        insort(reasm.starts, start)
+        reasm.pieces[start] = data
         self.ooo_bytes += len(data)
 
-    def _drain_ooo(self, ready: list[bytes | memoryview]) -> None:
-        starts, ooo = self.ooo_starts, self.ooo
+    def _drain_ooo(self, reasm: Reassembly, ready: list[bytes | memoryview]) -> None:
+        starts, ooo = reasm.starts, reasm.pieces
         taken = 0
         rcv_nxt = self.rcv_nxt
         while taken < len(starts) and starts[taken] <= rcv_nxt:
@@ -242,21 +265,27 @@ class Receiver:
             if end > rcv_nxt:
                 ready.append(data[rcv_nxt - start :] if start < rcv_nxt else data)
                 rcv_nxt = end
-        del starts[:taken]
         self.rcv_nxt = rcv_nxt
-        self.ooo_ranges.discard_below(rcv_nxt)
-        self.recent = [s for s in self.recent if s >= rcv_nxt]
+        if taken == len(starts):
+            self.ooo = None  # every hole is filled
+            return
+        del starts[:taken]
+        reasm.ranges.discard_below(rcv_nxt)
+        reasm.recent = [s for s in reasm.recent if s >= rcv_nxt]
 
     def sack_blocks(self, limit: int) -> list[tuple[int, int]]:
         """SACK blocks for the next ACK: a DSACK first, then the most recently changed ones."""
         blocks: list[tuple[int, int]] = []
-        ranges = self.ooo_ranges
+        reasm = self.ooo
         if self.dsack is not None:
             blocks.append(self.dsack)
-            holder = ranges.find(self.dsack[0])
+            holder = reasm.ranges.find(self.dsack[0]) if reasm is not None else None
             if holder is not None:  # RFC 2883 4.2: the block the duplicate fell in comes next
                 blocks.append(holder)
-        for seq in self.recent:
+        if reasm is None:
+            return blocks[:limit]
+        ranges = reasm.ranges
+        for seq in reasm.recent:
             block = ranges.find(seq)
             if block is not None and block not in blocks[1 if self.dsack else 0 :]:
                 blocks.append(block)
@@ -267,9 +296,16 @@ class Receiver:
     def take_held(self) -> list[bytes | memoryview]:
         """Reading resumed: hand over what was held back."""
         held = self.held
-        self.held = []
+        self.held = None
         self.held_bytes = 0
-        return held
+        return held if held is not None else []
+
+    def release(self) -> None:
+        """The connection is over: let what was held for the reader and out-of-order data go."""
+        self.held = None
+        self.held_bytes = 0
+        self.ooo = None
+        self.ooo_bytes = 0
 
     def on_ack_sent(self) -> None:
         """An ACK for everything so far just went out."""

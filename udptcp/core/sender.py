@@ -196,6 +196,20 @@ class Sender:
         base = self.buf_seq
         return view[start - base : min(end, self.buf_seq + len(self.buf)) - base]
 
+    def release(self) -> None:
+        """The connection is over: let the queued octets and the record of what was sent go.
+        The sequence numbers stay as they are, for the connection's statistics."""
+        self.buf_seq += len(self.buf)
+        self.buf = bytearray()
+        self.recs = []
+        self.head = 0
+        self.tsorted = []
+        self.ts_head = 0
+        self.lost = []
+        self.lost_head = 0
+        self.sacked = None
+        self.sacked_count = 0
+
     # -- transmissions ---------------------------------------------------------------------
 
     def on_send_new(self, end: int, now: float) -> SentSegment:
