@@ -48,7 +48,7 @@ class Config:
             peer can make us send a flood of tiny segments.
         recv_buffer_bytes: the largest receive window: octets the peer may send beyond what
             we delivered (at most 2**30, as TCP's scaled window). A connection's window starts
-            at what its socket's receive queue holds (half the SO_RCVBUF that Linux grants,
+            at what its socket's receive queue holds (under half the SO_RCVBUF Linux grants,
             which net.core.rmem_max caps: a burst beyond it would be dropped by the kernel) and
             grows up to this where the path needs more (``core.autotune``). Nothing is
             allocated until data waits in it.
