@@ -30,6 +30,7 @@ from udptcp.config import Config
 from udptcp.core import Connection, State, reset_for_unknown
 from udptcp.core.isn import SECRET_BYTES, isn_for
 from udptcp.core.syncookies import CookieGrant
+from udptcp.heap import TRIMMER
 from udptcp.log import get_logger
 from udptcp.trace.attach import destinations, tracer_for
 from udptcp.trace.recorder import ConnectionTracer
@@ -241,8 +242,11 @@ class Endpoint(asyncio.DatagramProtocol):
         """A connection keeps ``delta_bytes`` more (or fewer): enter or leave memory pressure.
 
         As Linux's tcp_mem, with hysteresis so that pressure does not flap: it starts at the
-        limit and ends at three quarters of it.
+        limit and ends at three quarters of it. What the connections give back is reported to
+        the process's heap trimmer (``udptcp.heap``), which returns it to the system.
         """
+        if delta_bytes < 0:
+            TRIMMER.released(-delta_bytes)
         used = self.buffered_bytes = self.buffered_bytes + delta_bytes
         limit = self.config.memory_limit_bytes
         if self.memory_pressure:
