@@ -37,8 +37,10 @@ class SendBuffer:
         """Sequence number of the first octet kept (SND.UNA's, once data is queued)."""
         self.size = 0
         """Octets kept: queued and not yet acknowledged."""
-        self._chunks: list[bytes | bytearray | memoryview] = []
-        self._starts: list[int] = []
+        self._chunks: list[bytes | bytearray | memoryview] | None = None
+        self._starts: list[int] | None = None
+        """Made by the first write, dropped once all is acknowledged: an idle connection (a
+        server holds thousands) keeps no lists."""
         self._head = 0
         self._tail: bytearray | None = None
         """The last chunk while small writes may still be added to it."""
@@ -59,14 +61,17 @@ class SendBuffer:
             return
         end = self.start + self.size
         self.size += length
+        chunks, starts = self._chunks, self._starts
+        if chunks is None or starts is None:
+            chunks, starts = self._chunks, self._starts = [], []
         if length >= CHUNK_BYTES:
             self._tail = None
             if isinstance(data, memoryview):  # our own view: the caller may release theirs
                 kept: bytes | memoryview = memoryview(data) if isinstance(data.obj, bytes) else bytes(data)
             else:
                 kept = data if isinstance(data, bytes) else bytes(data)
-            self._chunks.append(kept)
-            self._starts.append(end)
+            chunks.append(kept)
+            starts.append(end)
             return
         tail = self._tail
         if tail is not None:
@@ -80,8 +85,8 @@ class SendBuffer:
                 return
         tail = bytearray(data)
         self._tail = tail
-        self._chunks.append(tail)
-        self._starts.append(end)
+        chunks.append(tail)
+        starts.append(end)
 
     def trim_to(self, seq: int) -> None:
         """Octets before ``seq`` are acknowledged: let them go (whole chunks only)."""
@@ -95,6 +100,7 @@ class SendBuffer:
             self.clear()
             return
         chunks, starts = self._chunks, self._starts
+        assert chunks is not None and starts is not None  # something is queued
         head = self._head
         while starts[head] + len(chunks[head]) <= seq:
             chunks[head] = _RELEASED
@@ -110,8 +116,8 @@ class SendBuffer:
         """Let every chunk go (all acknowledged, or the connection is over)."""
         self.start += self.size
         self.size = 0
-        self._chunks = []
-        self._starts = []
+        self._chunks = None
+        self._starts = None
         self._head = 0
         self._tail = None
         self._cursor = 0
@@ -124,7 +130,8 @@ class SendBuffer:
         if end <= start:
             return b""
         chunks, starts = self._chunks, self._starts
-        i = self._find(start)
+        assert chunks is not None and starts is not None  # something is queued
+        i = self._find(start, starts)
         first = starts[i]
         chunk = chunks[i]
         if end <= first + len(chunk):
@@ -141,9 +148,8 @@ class SendBuffer:
         self._cursor = i - 1
         return b"".join(parts)
 
-    def _find(self, seq: int) -> int:
+    def _find(self, seq: int, starts: list[int]) -> int:
         """Index of the chunk holding ``seq`` (which must be queued)."""
-        starts = self._starts
         i = self._cursor
         if i < self._head or i >= len(starts) or starts[i] > seq or (
             i + 1 < len(starts) and starts[i + 1] <= seq
