@@ -57,6 +57,9 @@ _ISN_SECRET = os.urandom(SECRET_BYTES)
 addresses get ISNs that move forward with the clock, whichever endpoint opens them."""
 LIVE: weakref.WeakSet[Endpoint] = weakref.WeakSet()
 """Every endpoint whose socket is open, so a dying program can reset its connections."""
+_TIME_WAIT = State.TIME_WAIT
+_SYN_RCVD = State.SYN_RCVD
+"""States the routing of every datagram tests, as module constants (one lookup, not two)."""
 _LOG = get_logger()
 """The endpoints' logger, shared: an endpoint binds no context of its own."""
 
@@ -155,11 +158,11 @@ class Endpoint(asyncio.DatagramProtocol):
         for data, addr in batch:
             conn_transport = by_peer.get(addr)
             if conn_transport is None or (
-                conn_transport.conn.state is State.TIME_WAIT and self._reopens(conn_transport, data)
+                conn_transport.conn.state is _TIME_WAIT and self._reopens(conn_transport, data)
             ):
                 self._from_stranger(data, addr)
             elif (
-                conn_transport.conn.state is State.SYN_RCVD and listener is not None
+                conn_transport.conn.state is _SYN_RCVD and listener is not None
                 and listener.queue_full and _is_ack(data)
             ):
                 # The accept queue is full: drop the handshake's last ACK, as Linux does with
@@ -216,10 +219,12 @@ class Endpoint(asyncio.DatagramProtocol):
     def send_all(self, datagrams: list[bytes], peer: Address) -> None:
         """Send a batch to one peer (no address on a connected socket: uvloop skips a check)."""
         udp = self._udp
-        if udp is None or udp.is_closing():
+        if udp is None:
             return
-        if self._own_socket is not None:
-            self._own_socket.send_batch(datagrams, peer)
+        if udp is self._own_socket:
+            udp.send_batch(datagrams, peer)  # nothing once it is closing
+        elif udp.is_closing():
+            return
         elif self._connected:
             for datagram in datagrams:
                 udp.sendto(datagram)

@@ -50,6 +50,10 @@ much per ``data_received``). In-order data released at once (all a paused reader
 held, when it resumes) goes up in pieces, and what follows a piece after which the protocol
 paused reading again waits here: a reader keeps its own limit (asyncio's StreamReader pauses
 at twice its ``limit``) plus at most one piece."""
+_BYTES_LIKE = (bytes, bytearray, memoryview)
+"""What ``write`` takes (a tuple: ``isinstance`` checks one faster than a union)."""
+_ESTABLISHED = State.ESTABLISHED
+"""Tested first, by identity: a membership test hashes the state, a call into ``enum``."""
 _NO_EXTRA: dict[str, Any] = {}
 """``BaseTransport``'s ``_extra``, shared: ``get_extra_info`` answers from the connection, and
 an empty dictionary per connection would cost 64 octets."""
@@ -182,13 +186,11 @@ class StreamTransport(asyncio.Transport):
             self._now = now
         self.conn.receive_datagram(data, now)
 
-    def pump(self) -> None:
-        """Act on everything the core did since the last pump: deliver, send, re-arm."""
-        self._pump()
-
     def _clock(self, at_least: float = 0.0) -> float:
         """The core's time: monotonic even when a timer fired early and was treated as due."""
-        now = max(clock(), at_least, self._now)
+        now = clock()
+        if now < self._now or now < at_least:  # rare: no call to max() on every pass
+            now = max(self._now, at_least)
         self._now = now
         return now
 
@@ -218,7 +220,12 @@ class StreamTransport(asyncio.Transport):
         """Run the core once, after an open (connect, or the SYN a listener fed it)."""
         self._pump()
 
-    def _pump(self) -> None:
+    def pump(self) -> None:
+        """Act on everything the core did since the last pump: deliver, send, re-arm.
+
+        The protocol's callbacks (data_received, resume_writing, ...) all run before the
+        send: whatever they write goes out in this pass.
+        """
         self._pump_scheduled = False
         self._pumping = True
         try:
@@ -226,24 +233,28 @@ class StreamTransport(asyncio.Transport):
         finally:
             self._pumping = False
 
+    _pump = pump
+
     def _pump_once(self) -> None:
-        # The protocol's callbacks (data_received, resume_writing, ...) all run before the
-        # send: whatever they write goes out in this pass.
         conn = self.conn
         if self._held is not None and self._reading:
             self._release_held()
-        chunks: list[bytes | memoryview] = []
+        chunks: list[bytes | memoryview] | None = None  # made only when data arrived
         while (event := conn.next_event()) is not None:
             if type(event) is DataReceived:
-                chunks.append(event.data)
+                if chunks is None:
+                    chunks = [event.data]
+                else:
+                    chunks.append(event.data)
                 continue
             if chunks:
                 self._deliver(chunks)
-                chunks = []
+                chunks = None
             self._on_event(event)
         if chunks:
             self._deliver(chunks)
-        self._account()
+        if not self._forgotten and conn.buffered_bytes + self._held_bytes != self._charged_bytes:
+            self._account()
         if (
             self._paused_protocol and conn.send_buffered <= self._low_water
             and not self._endpoint.memory_pressure
@@ -259,7 +270,10 @@ class StreamTransport(asyncio.Transport):
             outlet.wait_writable(self)
         if self.tracer is not None:
             self.tracer.after_pump(self._now, outlet.writing_paused)
-        self._arm_timer(conn.get_timer())
+        deadline = conn.get_timer()
+        timer_at = self._timer_at
+        if deadline != timer_at and (deadline is None or timer_at is None or deadline < timer_at):
+            self._arm_timer(deadline)  # else the timer armed fires first (or none is due)
 
     def _account(self) -> None:
         """Tell the endpoint how much more (or less) the connection keeps since last time."""
@@ -570,11 +584,12 @@ class StreamTransport(asyncio.Transport):
     # -- asyncio.WriteTransport ------------------------------------------------------------
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
-        if not isinstance(data, bytes | bytearray | memoryview):
+        if not isinstance(data, _BYTES_LIKE):
             raise TypeError(f"data must be bytes-like, not {type(data).__name__}")
         if self._eof_written and not self._lost:
             raise RuntimeError("Cannot call write() after write_eof()")
-        if self._lost or self.conn.state not in WRITABLE:
+        state = self.conn.state
+        if self._lost or (state is not _ESTABLISHED and state not in WRITABLE):
             self._writes_after_loss += 1
             if self._writes_after_loss == LOG_WRITES_AFTER_LOSS:
                 self._log.warning("writes to a closed udptcp connection are being dropped")
@@ -585,12 +600,12 @@ class StreamTransport(asyncio.Transport):
         idle = conn.send_buffered == 0
         conn.send(data)
         if self._pumping:
-            pass  # written from a protocol callback: this pass sends it
+            self._account()  # written from a protocol callback: this pass sends it
         elif idle and not self._pump_scheduled:
             self._pump()  # nothing waits or is in flight: send at once, as asyncio's transports do
         else:
             self.pump_soon()  # more in this loop turn joins it in one burst
-        self._account()
+            self._account()
         self._check_high_water()
 
     def _check_high_water(self) -> None:

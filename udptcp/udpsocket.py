@@ -247,7 +247,7 @@ class UdpSocket:
             while i < count:
                 first = datagrams[i]
                 run = 1
-                if self.gso:
+                if self.gso and count - i > 1:
                     size = len(first)
                     limit = min(count - i, GSO_MAX_SEGMENTS, GSO_MAX_BYTES // max(size, 1))
                     # Equal sizes, except that the run's last datagram may be shorter.
