@@ -120,6 +120,19 @@ def supports_gso(sock: socket.socket) -> bool:
     return True
 
 
+_GSO_BY_FAMILY: dict[int, bool] = {}
+"""``supports_gso`` per address family, asked once per process: the answer is the kernel's,
+and a client asks for every connection it opens (each has a socket of its own)."""
+
+
+def _kernel_supports_gso(sock: socket.socket) -> bool:
+    family = sock.family
+    known = _GSO_BY_FAMILY.get(family)
+    if known is None:
+        known = _GSO_BY_FAMILY[family] = supports_gso(sock)
+    return known
+
+
 def enable_gro(sock: socket.socket) -> bool:
     """Ask the kernel to coalesce arriving datagrams; False where it cannot."""
     try:
@@ -153,17 +166,16 @@ class UdpSocket:
         self._sock = sock
         self._sink = sink
         self._fd = sock.fileno()
-        self._connected = _peer_of(sock) is not None
-        self.gso = gso and supports_gso(sock)
+        peer = _peer_of(sock)
+        self._connected = peer is not None
+        self.gso = gso and _kernel_supports_gso(sock)
         self.gro = gro and enable_gro(sock)
         self._queue: deque[tuple[list[bytes], Address | None]] = deque()
         self._queued_bytes = 0
         self._writing_paused = False
         self._closing = False
         self.dropped_send_queue_full = 0
-        self._extra = {
-            "socket": sock, "sockname": sock.getsockname(), "peername": _peer_of(sock),
-        }
+        self._extra = {"socket": sock, "sockname": sock.getsockname(), "peername": peer}
         loop.add_reader(self._fd, self._on_readable)
 
     @property
