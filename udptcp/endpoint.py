@@ -109,6 +109,8 @@ class Endpoint(asyncio.DatagramProtocol):
         quarters of it."""
         self._udp: asyncio.DatagramTransport | UdpSocket | None = None
         self._own_socket: UdpSocket | None = None
+        self._io_path = "the loop's datagram transport"
+        """``io_path`` once the socket udptcp drove itself is closed (or when there is none)."""
         self._connected = False
         self.receive_queue_bytes: int | None = None
         """What the socket's receive queue holds: each connection's window starts there, so
@@ -141,7 +143,7 @@ class Endpoint(asyncio.DatagramProtocol):
         """How this endpoint's datagrams move (for ``udptcp bench`` and ``--version``)."""
         if self._own_socket is not None:
             return self._own_socket.io_path
-        return "the loop's datagram transport"
+        return self._io_path
 
     def datagram_received(self, data: bytes, addr: Address) -> None:
         """One datagram, from the loop's datagram transport (the fallback path)."""
@@ -192,6 +194,12 @@ class Endpoint(asyncio.DatagramProtocol):
         """The shared socket is closed: the endpoint with it, unless connections on sockets of
         their own go on (``leave_group``); ``close`` ends those."""
         self._udp = None
+        own_socket = self._own_socket
+        if own_socket is not None:
+            # It refers back to us: dropped, the endpoint of a client's connection goes as
+            # soon as the connection does, not at the next full run of the cycle collector.
+            self._io_path = own_socket.io_path
+            self._own_socket = None
         if not self._own:
             self._end(exc)
 
