@@ -52,8 +52,6 @@ paused reading again waits here: a reader keeps its own limit (asyncio's StreamR
 at twice its ``limit``) plus at most one piece."""
 _BYTES_LIKE = (bytes, bytearray, memoryview)
 """What ``write`` takes (a tuple: ``isinstance`` checks one faster than a union)."""
-_ESTABLISHED = State.ESTABLISHED
-"""Tested first, by identity: a membership test hashes the state, a call into ``enum``."""
 _NO_EXTRA: dict[str, Any] = {}
 """``BaseTransport``'s ``_extra``, shared: ``get_extra_info`` answers from the connection, and
 an empty dictionary per connection would cost 64 octets."""
@@ -588,8 +586,7 @@ class StreamTransport(asyncio.Transport):
             raise TypeError(f"data must be bytes-like, not {type(data).__name__}")
         if self._eof_written and not self._lost:
             raise RuntimeError("Cannot call write() after write_eof()")
-        state = self.conn.state
-        if self._lost or (state is not _ESTABLISHED and state not in WRITABLE):
+        if self._lost or self.conn.state not in WRITABLE:
             self._writes_after_loss += 1
             if self._writes_after_loss == LOG_WRITES_AFTER_LOSS:
                 self._log.warning("writes to a closed udptcp connection are being dropped")
