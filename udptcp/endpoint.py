@@ -622,7 +622,7 @@ def make_socket(family: int, config: Config, *, reuse_port: bool = False) -> soc
     if family == socket.AF_INET6:
         sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
     if config.discovers_mss:
-        set_dont_fragment(sock)  # a probe must arrive whole or not at all
+        set_dont_fragment(sock, family)  # a probe must arrive whole or not at all
     if reuse_port:
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)

@@ -74,10 +74,11 @@ def receive_capacity_bytes(sock: socket.socket) -> int:
     return granted
 
 
-def set_dont_fragment(sock: socket.socket) -> bool:
+def set_dont_fragment(sock: socket.socket, family: int) -> bool:
     """Have the kernel send this socket's datagrams unfragmented (for path-MTU discovery);
-    False where it cannot (the datagrams then go as the system decides)."""
-    if sock.family == socket.AF_INET6:
+    False where it cannot (the datagrams then go as the system decides). ``family`` is the
+    socket's (its ``family`` attribute costs an enum conversion per read)."""
+    if family == socket.AF_INET6:
         level, option = socket.IPPROTO_IPV6, IPV6_MTU_DISCOVER
     else:
         level, option = socket.IPPROTO_IP, IP_MTU_DISCOVER
@@ -120,17 +121,16 @@ def supports_gso(sock: socket.socket) -> bool:
     return True
 
 
-_GSO_BY_FAMILY: dict[int, bool] = {}
-"""``supports_gso`` per address family, asked once per process: the answer is the kernel's,
-and a client asks for every connection it opens (each has a socket of its own)."""
+_gso_supported: bool | None = None
+"""``supports_gso``, asked once per process: the answer is the kernel's (UDP over IPv4 and
+IPv6 alike), and a client asks for every connection it opens (each has a socket of its own)."""
 
 
 def _kernel_supports_gso(sock: socket.socket) -> bool:
-    family = sock.family
-    known = _GSO_BY_FAMILY.get(family)
-    if known is None:
-        known = _GSO_BY_FAMILY[family] = supports_gso(sock)
-    return known
+    global _gso_supported
+    if _gso_supported is None:
+        _gso_supported = supports_gso(sock)
+    return _gso_supported
 
 
 def enable_gro(sock: socket.socket) -> bool:
