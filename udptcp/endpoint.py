@@ -119,7 +119,9 @@ class Endpoint(asyncio.DatagramProtocol):
         self._own: dict[StreamTransport, ConnectionSocket] = {}
         self._attached: set[StreamTransport] = set()
         self._waiting_writable: set[StreamTransport] = set()
-        self._changed = asyncio.Event()
+        self._changed: asyncio.Event | None = None
+        """Set on every change ``wait_until`` re-checks after; made by the first waiter (most
+        endpoints, a client's for each connection, never have one)."""
         self._closed = loop.create_future()
         self._log = _LOG
         self._trace_to, self._pcap_to = destinations(config)
@@ -485,13 +487,16 @@ class Endpoint(asyncio.DatagramProtocol):
     async def wait_until(self, done: Callable[[], bool], timeout_s: float | None) -> bool:
         """Wait (at most ``timeout_s``) until ``done()`` holds; re-checked on every change."""
         deadline = None if timeout_s is None else self.loop.time() + timeout_s
+        if self._changed is None:
+            self._changed = asyncio.Event()
+        changed = self._changed
         while not done():
-            self._changed.clear()
+            changed.clear()
             remaining = None if deadline is None else deadline - self.loop.time()
             if remaining is not None and remaining <= 0:
                 return False
             try:
-                await asyncio.wait_for(self._changed.wait(), remaining)
+                await asyncio.wait_for(changed.wait(), remaining)
             except TimeoutError:
                 return done()
         return True
@@ -525,7 +530,8 @@ class Endpoint(asyncio.DatagramProtocol):
         return self._closed
 
     def _notify(self) -> None:
-        self._changed.set()
+        if self._changed is not None:
+            self._changed.set()
 
 
 class ConnectionSocket:
