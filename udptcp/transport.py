@@ -222,56 +222,54 @@ class StreamTransport(asyncio.Transport):
         """Act on everything the core did since the last pump: deliver, send, re-arm.
 
         The protocol's callbacks (data_received, resume_writing, ...) all run before the
-        send: whatever they write goes out in this pass.
+        send: whatever they write goes out in this pass. (One method, not a pass inside a
+        guard: it runs twice per request and reply on each side.)
         """
         self._pump_scheduled = False
         self._pumping = True
         try:
-            self._pump_once()
+            conn = self.conn
+            if self._held is not None and self._reading:
+                self._release_held()
+            chunks: list[bytes | memoryview] | None = None  # made only when data arrived
+            while (event := conn.next_event()) is not None:
+                if type(event) is DataReceived:
+                    if chunks is None:
+                        chunks = [event.data]
+                    else:
+                        chunks.append(event.data)
+                    continue
+                if chunks:
+                    self._deliver(chunks)
+                    chunks = None
+                self._on_event(event)
+            if chunks:
+                self._deliver(chunks)
+            if not self._forgotten and conn.buffered_bytes + self._held_bytes != self._charged_bytes:
+                self._account()
+            if (
+                self._paused_protocol and conn.send_buffered <= self._low_water
+                and not self._endpoint.memory_pressure
+            ):
+                self._paused_protocol = False
+                protocol = self._protocol
+                if protocol is not None and not self._lost:
+                    protocol.resume_writing()
+            outlet = self.outlet
+            if not outlet.writing_paused:
+                self.send_due()
+            else:
+                outlet.wait_writable(self)
+            if self.tracer is not None:
+                self.tracer.after_pump(self._now, outlet.writing_paused)
+            deadline = conn.get_timer()
+            timer_at = self._timer_at
+            if deadline != timer_at and (deadline is None or timer_at is None or deadline < timer_at):
+                self._arm_timer(deadline)  # else the timer armed fires first (or none is due)
         finally:
             self._pumping = False
 
     _pump = pump
-
-    def _pump_once(self) -> None:
-        conn = self.conn
-        if self._held is not None and self._reading:
-            self._release_held()
-        chunks: list[bytes | memoryview] | None = None  # made only when data arrived
-        while (event := conn.next_event()) is not None:
-            if type(event) is DataReceived:
-                if chunks is None:
-                    chunks = [event.data]
-                else:
-                    chunks.append(event.data)
-                continue
-            if chunks:
-                self._deliver(chunks)
-                chunks = None
-            self._on_event(event)
-        if chunks:
-            self._deliver(chunks)
-        if not self._forgotten and conn.buffered_bytes + self._held_bytes != self._charged_bytes:
-            self._account()
-        if (
-            self._paused_protocol and conn.send_buffered <= self._low_water
-            and not self._endpoint.memory_pressure
-        ):
-            self._paused_protocol = False
-            protocol = self._protocol
-            if protocol is not None and not self._lost:
-                protocol.resume_writing()
-        outlet = self.outlet
-        if not outlet.writing_paused:
-            self.send_due()
-        else:
-            outlet.wait_writable(self)
-        if self.tracer is not None:
-            self.tracer.after_pump(self._now, outlet.writing_paused)
-        deadline = conn.get_timer()
-        timer_at = self._timer_at
-        if deadline != timer_at and (deadline is None or timer_at is None or deadline < timer_at):
-            self._arm_timer(deadline)  # else the timer armed fires first (or none is due)
 
     def _account(self) -> None:
         """Tell the endpoint how much more (or less) the connection keeps since last time."""
@@ -291,7 +289,12 @@ class StreamTransport(asyncio.Transport):
 
     def send_due(self) -> None:
         """Send every datagram the core has due now."""
-        datagrams = self.conn.datagrams_to_send(self._clock())
+        now = clock()  # self._clock(), inline: this runs on every pass
+        if now >= self._now:
+            self._now = now
+        else:
+            now = self._now
+        datagrams = self.conn.datagrams_to_send(now)
         if datagrams:
             if self._trace is not None:
                 for datagram in datagrams:
@@ -603,7 +606,8 @@ class StreamTransport(asyncio.Transport):
         else:
             self.pump_soon()  # more in this loop turn joins it in one burst
             self._account()
-        self._check_high_water()
+        if conn.send_buffered > self._high_water or self._endpoint.memory_pressure:
+            self._check_high_water()
 
     def _check_high_water(self) -> None:
         if not self._paused_protocol and (
