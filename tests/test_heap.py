@@ -13,7 +13,15 @@ import pytest
 
 import udptcp
 import udptcp.endpoint as endpoint_module
-from udptcp.heap import MIN_INTERVAL_S, RELEASED_BYTES, TRIMMER, Trimmer
+from udptcp.heap import (
+    MIN_INTERVAL_S,
+    MMAP_THRESHOLD_BYTES,
+    RELEASED_BYTES,
+    TRIM_THRESHOLD_BYTES,
+    TRIMMER,
+    Trimmer,
+    tune_allocator,
+)
 
 WAIT_S = 30.0
 MIB = 1024 * 1024
@@ -106,3 +114,33 @@ async def test_the_endpoints_report_what_their_connections_give_back(
         writer.close()
     assert back == payload
     assert trim.calls >= 1
+
+
+class FakeMallopt:
+    """Stands for glibc's mallopt: records what was set."""
+
+    def __init__(self) -> None:
+        self.set: dict[int, int] = {}
+
+    def __call__(self, param: int, value: int) -> int:
+        self.set[param] = value
+        return 1
+
+
+def test_the_allocator_keeps_blocks_in_the_heap_and_its_top_unless_the_user_chose() -> None:
+    mallopt = FakeMallopt()
+    assert tune_allocator(mallopt, {})
+    assert mallopt.set == {-3: MMAP_THRESHOLD_BYTES, -1: TRIM_THRESHOLD_BYTES}
+    for choice in ({"MALLOC_TRIM_THRESHOLD_": "0"}, {"GLIBC_TUNABLES": "glibc.malloc.trim_threshold=0"}):
+        mallopt = FakeMallopt()
+        assert not tune_allocator(mallopt, choice) and mallopt.set == {}
+    assert not tune_allocator(None, {})  # no glibc: nothing to do
+
+
+async def test_an_endpoint_tunes_the_allocator_of_its_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[None] = []
+    monkeypatch.setattr(endpoint_module, "tune_process_allocator", lambda: calls.append(None))
+    server = await udptcp.start_server(lambda r, w: None, "127.0.0.1", 0)
+    server.close()
+    await server.wait_closed()
+    assert calls

@@ -87,7 +87,7 @@ def test_a_connection_that_times_out_lets_its_buffers_go_at_once() -> None:
     assert p.is_in(State.CLOSED)
     tx, rx = p.conn.tx, p.conn.rx
     assert p.conn.buffered_bytes == 0 and p.conn.send_buffered == 0
-    assert len(tx.buf) == 0 and not tx.recs and not tx.tsorted and tx.sacked is None
+    assert tx.buf.size == 0 and not tx.recs and not tx.tsorted and tx.sacked is None
     assert rx.held is None and rx.ooo is None and rx.ooo_bytes == 0
     assert tx.data_end == ISS + 1 + 200_000  # the sequence numbers (and statistics) stay
 

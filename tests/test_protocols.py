@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-from collections.abc import Callable
-from typing import Any, cast
+from collections.abc import Callable, Iterable
+from typing import Any, SupportsIndex, cast
 
 import pytest
 
@@ -147,6 +147,60 @@ async def test_data_received_is_given_bytes(mss: int | None) -> None:
         writer.close()
         await writer.wait_closed()
         assert received[0].types == {bytes}
+
+
+class ReaderProtocol(asyncio.StreamReaderProtocol):
+    """A subclass of asyncio's StreamReaderProtocol: it may keep what it is given, so it gets
+    bytes, as every protocol but asyncio's own (which copies at once) does."""
+
+
+class Reader(asyncio.StreamReader):
+    """Notes the types its protocol feeds it."""
+
+    def __init__(self) -> None:
+        super().__init__(limit=16 * 1024)
+        self.types: set[type] = set()
+
+    def feed_data(self, data: Iterable[SupportsIndex]) -> None:
+        self.types.add(type(data))
+        super().feed_data(data)
+
+
+@pytest.mark.parametrize("subclass", [False, True], ids=["asyncio's", "subclass"])
+async def test_a_stream_reader_gets_large_segments_intact_whatever_it_reads_at_a_time(subclass: bool) -> None:
+    """asyncio's own StreamReaderProtocol is handed views of large segments (it copies them
+    into its reader's buffer at once): what the reader reads, slowly and in odd sizes while
+    the sender outruns it, is the stream."""
+    loop = asyncio.get_running_loop()
+    data = os.urandom(3 * MAX_DELIVERY_BYTES + 12345)
+    got: asyncio.Future[bytes] = loop.create_future()
+
+    async def read_all(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        chunks = []
+        while piece := await reader.read(7919):
+            chunks.append(piece)
+            if len(chunks) % 16 == 0:
+                await asyncio.sleep(0)  # let the sender run ahead: the reader pauses and resumes
+        got.set_result(b"".join(chunks))
+        writer.close()
+
+    readers: list[Reader] = []
+
+    def factory() -> asyncio.StreamReaderProtocol:
+        readers.append(Reader())
+        kind = ReaderProtocol if subclass else asyncio.StreamReaderProtocol
+        return kind(readers[-1], read_all)
+
+    server, port = await serve(factory, "127.0.0.1")
+    async with server:
+        _, writer = await udptcp.open_connection("127.0.0.1", port, **QUICK)
+        writer.write(data)
+        writer.write_eof()
+        assert await wait(got) == data
+        writer.close()
+        await writer.wait_closed()
+    # Segments of 64 KiB: views (what a pause held and the first, smaller segments are bytes).
+    assert readers[0].types == {bytes} if subclass else memoryview in readers[0].types
 
 
 async def test_eof_received_returning_false_closes_the_transport() -> None:

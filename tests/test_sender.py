@@ -30,7 +30,7 @@ from udptcp.core.sender import Sender
 def test_start_puts_the_syn_at_iss_and_data_after_it() -> None:
     tx = Sender()
     tx.start(ISS)
-    assert (tx.iss, tx.una, tx.nxt, tx.buf_seq) == (ISS, ISS, ISS + 1, ISS + 1)
+    assert (tx.iss, tx.una, tx.nxt, tx.buf.start) == (ISS, ISS, ISS + 1, ISS + 1)
     assert tx.in_flight and not tx.all_acked  # the SYN is outstanding
     assert tx.data_end == ISS + 1
 
@@ -46,7 +46,7 @@ def test_queue_appends_and_counts_unsent_and_buffered() -> None:
     assert tx.unsent == 150 and tx.buffered == 250
     tx.on_ack(DATA + 100, [], T0_S + RTT_S)
     assert tx.unsent == 150 and tx.buffered == 150
-    assert tx.buf_seq == DATA + 100
+    assert tx.buf.start == DATA + 100
 
 
 def test_queue_copies_the_callers_data() -> None:
@@ -54,7 +54,7 @@ def test_queue_copies_the_callers_data() -> None:
     data = bytearray(b"abc")
     tx.queue(data)
     data[0] = ord("z")
-    assert bytes(tx.buf) == b"abc"
+    assert bytes(tx.payload(DATA, DATA + 3)) == b"abc"
 
 
 def test_unsent_is_zero_once_everything_and_a_fin_went_out() -> None:
@@ -67,10 +67,9 @@ def test_unsent_is_zero_once_everything_and_a_fin_went_out() -> None:
 
 def test_payload_slices_the_buffer_and_a_fin_carries_none() -> None:
     tx = started(300)
-    view = memoryview(tx.buf)
-    assert bytes(tx.payload(view, DATA + 10, DATA + 20)) == bytes(range(10, 20))
-    assert bytes(tx.payload(view, DATA + 250, DATA + 301)) == bytes(tx.buf[250:])  # past the end: a FIN
-    view.release()
+    assert bytes(tx.payload(DATA + 10, DATA + 20)) == bytes(range(10, 20))
+    # past the end: a FIN
+    assert bytes(tx.payload(DATA + 250, DATA + 301)) == bytes(range(250, 256)) + bytes(44)
 
 
 # -- on_send_new --------------------------------------------------------------------------------
@@ -107,7 +106,7 @@ def test_cumulative_ack_of_whole_segments() -> None:
     assert out.acked == 2 * MSS_BYTES and out.sacked == 0
     assert tx.una == seg_end(1)
     assert tx.pipe == MSS_BYTES
-    assert tx.buffered == MSS_BYTES and tx.buf_seq == seg_end(1)
+    assert tx.buffered == MSS_BYTES and tx.buf.start == seg_end(1)
     assert out.latest is recs[1]
     assert out.rtt_sent_at == sent_at(0)  # the earliest segment this ACK delivered
     assert not out.reordering
@@ -132,7 +131,7 @@ def test_ack_of_everything_including_a_fin_empties_the_buffer() -> None:
     out = tx.on_ack(tx.fin_seq + 1, [], T0_S + RTT_S)
     assert out.acked == 151  # the FIN's sequence number counts
     assert tx.all_acked and not tx.in_flight
-    assert tx.buffered == 0 and tx.buf_seq == DATA + 150
+    assert tx.buffered == 0 and tx.buf.start == DATA + 150
     assert tx.pipe == 0
 
 

@@ -30,7 +30,7 @@ from udptcp.config import Config
 from udptcp.core import Connection, State, reset_for_unknown
 from udptcp.core.isn import SECRET_BYTES, isn_for
 from udptcp.core.syncookies import CookieGrant
-from udptcp.heap import TRIMMER
+from udptcp.heap import TRIMMER, tune_process_allocator
 from udptcp.log import get_logger
 from udptcp.trace.attach import destinations, tracer_for
 from udptcp.trace.recorder import ConnectionTracer
@@ -93,6 +93,7 @@ class Endpoint(asyncio.DatagramProtocol):
     """
 
     def __init__(self, config: Config, loop: asyncio.AbstractEventLoop, *, reuse_port: bool = False) -> None:
+        tune_process_allocator()
         self.config = config
         self.loop = loop
         self.reuse_port = reuse_port

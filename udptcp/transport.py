@@ -52,6 +52,11 @@ paused reading again waits here: a reader keeps its own limit (asyncio's StreamR
 at twice its ``limit``) plus at most one piece."""
 _BYTES_LIKE = (bytes, bytearray, memoryview)
 """What ``write`` takes (a tuple: ``isinstance`` checks one faster than a union)."""
+VIEWS_FROM_BYTES = 16 * 1024
+"""Chunks of at least this size on average go to asyncio's own ``StreamReaderProtocol`` as
+views, one call each: it copies what it is given into its reader's buffer at once, so joining
+them first would copy every octet once more. Smaller ones are joined: a call costs more than
+copying them."""
 _NO_EXTRA: dict[str, Any] = {}
 """``BaseTransport``'s ``_extra``, shared: ``get_extra_info`` answers from the connection, and
 an empty dictionary per connection would cost 64 octets."""
@@ -91,9 +96,9 @@ class StreamTransport(asyncio.Transport):
         "__weakref__", "_buffered", "_charged_bytes", "_cid", "_closing", "_debug", "_endpoint",
         "_eof_received", "_eof_written", "_error", "_established", "_forgotten", "_held",
         "_held_bytes", "_high_water", "_logger", "_loop", "_lost", "_low_water", "_now",
-        "_paused_protocol", "_protocol", "_pump_scheduled", "_pumping", "_reading", "_timer",
-        "_timer_at", "_trace", "_unaccepted", "_writes_after_loss", "conn", "outlet", "peer",
-        "tracer",
+        "_paused_protocol", "_protocol", "_pump_scheduled", "_pumping", "_reading", "_takes_views",
+        "_timer", "_timer_at", "_trace", "_unaccepted", "_writes_after_loss", "conn", "outlet",
+        "peer", "tracer",
     )
     """No instance dictionary: with more than 30 attributes it would be a table of its own,
     some 1.5 KiB on each of a server's thousands of idle connections."""
@@ -113,6 +118,7 @@ class StreamTransport(asyncio.Transport):
         self._protocol: asyncio.BaseProtocol | None = None
         self._logger: BoundLogger | None = None  # made on first use: most connections never log
         self._buffered = False
+        self._takes_views = False
         self._held: list[bytes | None] | None = None
         """Delivered by the core but not yet to the protocol, which paused reading meanwhile
         (None: the EOF); made on first use."""
@@ -354,6 +360,11 @@ class StreamTransport(asyncio.Transport):
             while end < count and size + len(chunks[end]) <= MAX_DELIVERY_BYTES:
                 size += len(chunks[end])
                 end += 1
+            if self._takes_views and size >= VIEWS_FROM_BYTES * (end - start):
+                for chunk in chunks[start:end]:  # one piece for the reader, as if joined
+                    cast(asyncio.Protocol, protocol).data_received(chunk)  # type: ignore[arg-type]
+                start = end
+                continue
             # bytes, as asyncio's contract has it: a chunk is a view of its datagram
             data = bytes(chunks[start]) if end == start + 1 else b"".join(chunks[start:end])
             start = end
@@ -527,6 +538,7 @@ class StreamTransport(asyncio.Transport):
     def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
         self._protocol = protocol
         self._buffered = isinstance(protocol, asyncio.BufferedProtocol)
+        self._takes_views = type(protocol) is asyncio.StreamReaderProtocol  # not a subclass's
 
     def get_protocol(self) -> asyncio.BaseProtocol:
         assert self._protocol is not None

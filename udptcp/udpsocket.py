@@ -25,6 +25,7 @@ import errno
 import socket
 import struct
 import sys
+import threading
 from collections import deque
 from collections.abc import Sequence
 from typing import Any, Protocol
@@ -41,6 +42,9 @@ MAX_BYTES_PER_WAKEUP = 256 * 1024
 """And of the octets it reads: a wake-up's data is acknowledged by one ACK, and 64 segments of
 64 KiB would acknowledge 4 MiB at once, emptying the sender's window in bursts."""
 MAX_UDP_PAYLOAD_BYTES = 65535
+RECEIVE_BUFFER_BYTES = MAX_BYTES_PER_WAKEUP + MAX_UDP_PAYLOAD_BYTES
+"""One wake-up's datagrams are read into one buffer: the last read may start just under
+``MAX_BYTES_PER_WAKEUP`` and hold a whole (or GRO-coalesced) 64 KiB."""
 GSO_MAX_SEGMENTS = 64
 """Datagrams in one GSO send (the kernel's UDP_MAX_SEGMENTS is 64 on older kernels)."""
 GSO_MAX_BYTES = 65000
@@ -196,17 +200,16 @@ class UdpSocket:
         sock = self._sock
         batch: list[tuple[bytes | memoryview, Address]] = []
         error: OSError | None = None
+        buffer = memoryview(_receive_buffer())
         try:
             if self.gro:
-                self._read_coalesced(sock, batch)
+                self._read_coalesced(sock, buffer, batch)
             else:
                 octets = 0
-                for _ in range(MAX_DATAGRAMS_PER_WAKEUP):
-                    data, addr = sock.recvfrom(MAX_UDP_PAYLOAD_BYTES)
-                    batch.append((data, addr))
-                    octets += len(data)
-                    if octets >= MAX_BYTES_PER_WAKEUP:
-                        break
+                while len(batch) < MAX_DATAGRAMS_PER_WAKEUP and octets < MAX_BYTES_PER_WAKEUP:
+                    size, addr = sock.recvfrom_into(buffer[octets:], MAX_UDP_PAYLOAD_BYTES)
+                    batch.append((buffer[octets : octets + size], addr))
+                    octets += size
         except (BlockingIOError, InterruptedError):
             pass
         except OSError as exc:
@@ -216,21 +219,25 @@ class UdpSocket:
         if error is not None and not self._closing:
             self._sink.error_received(error)
 
-    def _read_coalesced(self, sock: socket.socket, batch: list[tuple[bytes | memoryview, Address]]) -> None:
+    def _read_coalesced(
+        self, sock: socket.socket, buffer: memoryview, batch: list[tuple[bytes | memoryview, Address]]
+    ) -> None:
         """Drain with GRO: each ``recvmsg`` may hold several datagrams of ``size`` octets."""
         octets = 0
         while len(batch) < MAX_DATAGRAMS_PER_WAKEUP and octets < MAX_BYTES_PER_WAKEUP:
-            data, ancdata, _flags, addr = sock.recvmsg(MAX_UDP_PAYLOAD_BYTES, _GRO_ANCILLARY_BYTES)
-            octets += len(data)
+            length, ancdata, _flags, addr = sock.recvmsg_into(
+                (buffer[octets : octets + MAX_UDP_PAYLOAD_BYTES],), _GRO_ANCILLARY_BYTES
+            )
+            data = buffer[octets : octets + length]
+            octets += length
             size = 0
             for level, kind, value in ancdata:
                 if level == SOL_UDP and kind == UDP_GRO and len(value) >= _GRO_SIZE.size:
                     size = _GRO_SIZE.unpack_from(value)[0]
-            if size <= 0 or size >= len(data):
+            if size <= 0 or size >= length:
                 batch.append((data, addr))
                 continue
-            view = memoryview(data)
-            batch.extend((view[at : at + size], addr) for at in range(0, len(data), size))
+            batch.extend((data[at : at + size], addr) for at in range(0, length, size))
 
     # -- writing ----------------------------------------------------------------------------
 
@@ -359,3 +366,30 @@ def open_udp_socket(
     except NotImplementedError:
         return None
 
+
+class _ReceiveBuffers(threading.local):
+    """Each thread's buffer for one wake-up's datagrams: a loop runs one readiness callback at
+    a time, so all its sockets share one (per socket, 320 KiB would add up over thousands of
+    connections), and a thread of its own keeps another loop's reads apart."""
+
+    def __init__(self) -> None:
+        self.buffer = bytearray(RECEIVE_BUFFER_BYTES)
+
+
+_BUFFERS = _ReceiveBuffers()
+
+
+def _receive_buffer() -> bytearray:
+    """This thread's receive buffer, unless a view of it is still alive: the datagrams handed
+    over are views of it, valid until the next wake-up, and what must live longer is copied
+    (out-of-order data, data held for a paused reader). A view that outlived its wake-up all
+    the same (a traceback's locals, a caller that kept one) keeps the old buffer, unchanged:
+    the thread reads into a new one."""
+    buffer = _BUFFERS.buffer
+    try:
+        buffer.append(0)  # resizing fails while any view of the buffer exists
+    except BufferError:
+        buffer = _BUFFERS.buffer = bytearray(RECEIVE_BUFFER_BYTES)
+    else:
+        del buffer[-1]
+    return buffer

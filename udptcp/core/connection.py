@@ -168,7 +168,7 @@ class Connection:
         """Octets this connection keeps: its send buffer, out-of-order data, data held for a
         paused reader (what an endpoint's ``memory_limit_bytes`` counts)."""
         rx = self.rx
-        return len(self.tx.buf) + rx.ooo_bytes + rx.held_bytes
+        return self.tx.buf.size + rx.ooo_bytes + rx.held_bytes
 
     @property
     def sack_ok(self) -> bool:

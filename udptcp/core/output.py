@@ -3,8 +3,8 @@
 ``Output.collect(now, ...)`` is the whole send path (Linux's ``tcp_write_xmit`` in spirit):
 queued control segments first, then the SYN or SYN-ACK, then retransmissions of lost segments,
 new data and the FIN as the congestion window, the peer's window and pacing allow, and last a
-pure ACK if no data segment carried one. Payload is cut from one memoryview of the send buffer
-per call and copied once, into the datagram.
+pure ACK if no data segment carried one. Payload is a view of the send buffer's chunks, copied
+once, into the datagram.
 
 The send path is given the parts it works on (the two halves, loss recovery, the congestion
 controller, the pacer) and writes no connection fields: after each ``collect`` its report
@@ -236,11 +236,10 @@ class Output:
         self._budget = pacer.tokens(now)  # ``now`` holds for the whole burst: one reading
         self._spent = 0
         ts = neg.ts_clock(now) if neg.timestamps else None
-        view = memoryview(tx.buf)
         try:
             if send_probe:
                 self.probe_done = True
-                self._tail_loss_probe(now, ts, view, out)
+                self._tail_loss_probe(now, ts, out)
             cwnd = cc.cwnd
             if not neg.sack and rec.dupacks and not rec.in_recovery:
                 cwnd += min(rec.dupacks, 2) * tx.max_seg  # limited transmit (RFC 3042)
@@ -253,24 +252,24 @@ class Output:
                     return
                 fin = tx.fin_seq is not None and lost.end > tx.fin_seq
                 out.append(self._segment(
-                    ACK | FIN if fin else ACK, lost.start, tx.payload(view, lost.start, lost.end), now
+                    ACK | FIN if fin else ACK, lost.start, tx.payload(lost.start, lost.end), now
                 ))
                 tx.on_retransmit(lost, now)
                 rec.on_retransmit(lost.end, ts, now)
-            self._send_new(now, view, out, cwnd)
+            self._send_new(now, out, cwnd)
         finally:
-            view.release()
             if self._spent:
                 pacer.on_sent(now, self._spent)
 
-    def _send_new(self, now: float, view: memoryview, out: list[bytes], cwnd: int) -> None:
+    def _send_new(self, now: float, out: list[bytes], cwnd: int) -> None:
         tx = self._tx
+        buf = tx.buf
         mss = tx.max_seg
         fin_seq = tx.fin_seq
         stats = self._stats
         while True:
             nxt = tx.nxt
-            unsent = tx.buf_seq + len(tx.buf) - nxt
+            unsent = buf.start + buf.size - nxt
             fin = fin_seq is not None and nxt <= fin_seq
             if unsent <= 0 and not fin:
                 if tx.pipe < cwnd:
@@ -288,8 +287,7 @@ class Output:
             with_fin = fin and nxt + size == fin_seq
             if not self._paced(now, size or 1):
                 break
-            base = tx.buf_seq
-            payload = view[nxt - base : nxt - base + size] if size else b""
+            payload = buf.take(nxt, nxt + size) if size else b""
             out.append(self._segment(ACK | FIN if with_fin else ACK, nxt, payload, now))
             tx.on_send_new(nxt + size + (1 if with_fin else 0), now)
             stats.bytes_sent += size
@@ -309,14 +307,13 @@ class Output:
         self.pace_at = now + (size - budget) / rate
         return False
 
-    def _tail_loss_probe(self, now: float, ts: int | None, view: memoryview, out: list[bytes]) -> None:
+    def _tail_loss_probe(self, now: float, ts: int | None, out: list[bytes]) -> None:
         """RFC 8985 7.3: send one new segment if the peer's window allows, else resend the last."""
         tx, rec = self._tx, self._recovery
         nxt = tx.nxt
-        size = min(tx.max_seg, tx.buf_seq + len(tx.buf) - nxt, tx.una + tx.wnd - nxt)
+        size = min(tx.max_seg, tx.data_end - nxt, tx.una + tx.wnd - nxt)
         if size > 0:
-            base = tx.buf_seq
-            out.append(self._segment(ACK, nxt, view[nxt - base : nxt - base + size], now))
+            out.append(self._segment(ACK, nxt, tx.payload(nxt, nxt + size), now))
             tx.on_send_new(nxt + size, now)
             self._stats.bytes_sent += size
             rec.on_probe_sent(now, retransmitted=False, tsval=ts)
@@ -326,7 +323,7 @@ class Output:
             return
         fin = tx.fin_seq is not None and last.end > tx.fin_seq
         out.append(self._segment(
-            ACK | FIN if fin else ACK, last.start, tx.payload(view, last.start, last.end), now
+            ACK | FIN if fin else ACK, last.start, tx.payload(last.start, last.end), now
         ))
         tx.on_retransmit(last, now)
         self._stats.retransmitted_segments += 1

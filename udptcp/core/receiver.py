@@ -89,7 +89,7 @@ class Receiver:
         kept here (out of order, or held while reading is paused) is refused."""
         self.pressure_dropped = 0
         """Segments refused under memory pressure (the sender resends them)."""
-        self.held: list[bytes | memoryview] | None = None
+        self.held: list[bytes] | None = None
         """In-order data kept while reading is paused; made on first use."""
         self.held_bytes = 0
         self.ooo: Reassembly | None = None
@@ -178,8 +178,9 @@ class Receiver:
             if self.paused:
                 if self.held is None:
                     self.held = []
-                self.held.extend(ready)
-                self.held_bytes += sum(len(chunk) for chunk in ready)
+                for chunk in ready:  # copied: a datagram's buffer is reused once it is handled
+                    self.held.append(chunk if isinstance(chunk, bytes) else bytes(chunk))
+                    self.held_bytes += len(chunk)
                 return []
             return ready
         if self.pressure:
@@ -293,7 +294,7 @@ class Receiver:
                 break
         return blocks[:limit]
 
-    def take_held(self) -> list[bytes | memoryview]:
+    def take_held(self) -> list[bytes]:
         """Reading resumed: hand over what was held back."""
         held = self.held
         self.held = None

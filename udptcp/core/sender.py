@@ -1,8 +1,8 @@
 """The sending half of a connection: the send buffer and the scoreboard of sent segments.
 
-Sequence numbers are unwrapped. Application data sits in one ``bytearray`` whose first octet is
-``buf_seq``; acknowledged octets are deleted from the front (amortised O(1) in CPython) and
-segments are cut from it as memoryview slices, so payload is copied once, into the datagram.
+Sequence numbers are unwrapped. Application data sits in a :class:`SendBuffer` (the writes as
+they came, from SND.UNA's octet on); segments are cut from it as views, so payload is copied
+once, into the datagram.
 
 Every transmission is a :class:`SentSegment` in ``recs`` (ordered by sequence) and in ``tsorted``
 (ordered by transmission time). The scoreboard applies cumulative ACKs and SACK blocks, keeps
@@ -17,6 +17,7 @@ from bisect import bisect_right
 from operator import attrgetter, itemgetter
 
 from udptcp.core.rangeset import RangeSet
+from udptcp.core.sendbuffer import SendBuffer
 from udptcp.wire import FIN, SYN
 
 _start_of = attrgetter("start")
@@ -92,7 +93,7 @@ class Sender:
     """Send buffer, scoreboard, RACK state and delivery-rate state of one connection."""
 
     __slots__ = (
-        "app_limited_until", "buf", "buf_seq", "delivered", "delivered_at", "fack",
+        "app_limited_until", "buf", "delivered", "delivered_at", "fack",
         "fin_seq", "first_sent_at", "head", "iss", "lost", "lost_head", "max_seg", "max_wnd",
         "nxt",
         "outcome", "pipe", "rack_end", "rack_rtt_s", "rack_sent_at", "recs", "sacked",
@@ -104,8 +105,8 @@ class Sender:
         self.max_seg = 536
         self.una = 0
         self.nxt = 0
-        self.buf = bytearray()
-        self.buf_seq = 1
+        self.buf = SendBuffer()
+        """Queued octets from SND.UNA on (SND.UNA's own once data is queued)."""
         self.fin_seq: int | None = None
         self.wnd = 0
         self.wl1 = 0
@@ -139,7 +140,7 @@ class Sender:
         """Our SYN takes ``iss``; data starts one after it."""
         self.iss = self.una = iss
         self.nxt = iss + 1
-        self.buf_seq = iss + 1
+        self.buf = SendBuffer(iss + 1)
         self.fack = iss + 1
 
     # -- the stream ------------------------------------------------------------------------
@@ -147,17 +148,19 @@ class Sender:
     @property
     def data_end(self) -> int:
         """Sequence number just past the last octet the application queued."""
-        return self.buf_seq + len(self.buf)
+        buf = self.buf
+        return buf.start + buf.size
 
     @property
     def unsent(self) -> int:
         """Queued octets never sent yet."""
-        return self.buf_seq + len(self.buf) - self.nxt if self.nxt < self.data_end else 0
+        end = self.buf.end
+        return end - self.nxt if self.nxt < end else 0
 
     @property
     def buffered(self) -> int:
         """Octets queued and not yet acknowledged: what the writer's flow control counts."""
-        return len(self.buf)
+        return self.buf.size
 
     @property
     def all_acked(self) -> bool:
@@ -188,19 +191,17 @@ class Sender:
         )
 
     def queue(self, data: bytes | bytearray | memoryview) -> None:
-        """Append application data (copied once, into the buffer)."""
-        self.buf += data
+        """Append application data (``bytes`` kept as they are, anything else copied once)."""
+        self.buf.append(data)
 
-    def payload(self, view: memoryview, start: int, end: int) -> memoryview:
-        """The data octets of ``[start, end)`` from a view of ``buf`` (a FIN has none)."""
-        base = self.buf_seq
-        return view[start - base : min(end, self.buf_seq + len(self.buf)) - base]
+    def payload(self, start: int, end: int) -> bytes | memoryview:
+        """The data octets of ``[start, end)`` (a FIN has none)."""
+        return self.buf.take(start, end)
 
     def release(self) -> None:
         """The connection is over: let the queued octets and the record of what was sent go.
         The sequence numbers stay as they are, for the connection's statistics."""
-        self.buf_seq += len(self.buf)
-        self.buf = bytearray()
+        self.buf.clear()
         self.recs = []
         self.head = 0
         self.tsorted = []
@@ -344,10 +345,7 @@ class Sender:
             del recs[:head]
             head = 0
         self.head = head
-        trim = min(ack, self.buf_seq + len(self.buf)) - self.buf_seq
-        if trim > 0:
-            del self.buf[:trim]
-            self.buf_seq += trim
+        self.buf.trim_to(ack)
         self.una = ack
         if ack > fack:
             self.fack = ack
