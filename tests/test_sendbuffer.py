@@ -31,6 +31,15 @@ def test_a_large_view_of_bytes_is_kept_without_a_copy_and_other_views_are_copied
     assert bytes(buf.take(START + CHUNK_BYTES, START + CHUNK_BYTES + 1)) == b"\0"
 
 
+def test_a_view_the_writer_releases_after_writing_stays_readable() -> None:
+    buf = SendBuffer(START)
+    block = bytes(range(256)) * (CHUNK_BYTES // 256)
+    view = memoryview(block)
+    buf.append(view)
+    view.release()  # the writer's view, not ours
+    assert bytes(buf.take(START + 1, START + 3)) == bytes([1, 2])
+
+
 def test_a_view_of_wider_items_counts_octets() -> None:
     buf = SendBuffer(START)
     buf.append(memoryview(bytes(8)).cast("I"))  # two 4-octet items

@@ -61,7 +61,11 @@ class SendBuffer:
         self.size += length
         if length >= CHUNK_BYTES:
             self._tail = None
-            self._chunks.append(data if _immutable(data) else bytes(data))
+            if isinstance(data, memoryview):  # our own view: the caller may release theirs
+                kept: bytes | memoryview = memoryview(data) if isinstance(data.obj, bytes) else bytes(data)
+            else:
+                kept = data if isinstance(data, bytes) else bytes(data)
+            self._chunks.append(kept)
             self._starts.append(end)
             return
         tail = self._tail
@@ -148,10 +152,3 @@ class SendBuffer:
             self._cursor = i
         return i
 
-
-def _immutable(data: bytes | bytearray | memoryview) -> bool:
-    """Whether ``data`` can be kept without a copy: ``bytes``, or a view of ``bytes`` (a
-    writer sending slices of one block) — nobody can change them while they are queued."""
-    if isinstance(data, bytes):
-        return True
-    return isinstance(data, memoryview) and isinstance(data.obj, bytes)
