@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import socket
+import weakref
 from collections.abc import AsyncIterator, Callable
 from typing import Any, cast
 
@@ -405,6 +407,27 @@ async def test_time_wait_is_kept_after_close_then_ends() -> None:
             lambda: writer.get_extra_info("state") is udptcp.State.CLOSED, WAIT_S
         )
         assert asyncio.get_running_loop().time() - started >= 0.5  # 2 * MSL, less what passed
+
+
+async def test_an_ended_client_connection_is_freed_without_the_cycle_collector() -> None:
+    """A client's connection has an endpoint and a socket of its own: once it is over, they go
+    by reference counting alone. A client opening thousands of connections would otherwise
+    leave them all to the cycle collector, whose full runs then cost more than the set-ups."""
+    async with await udptcp.start_server(echo, "127.0.0.1", 0, **QUICK) as server:
+        port = server.sockets[0].getsockname()[1]
+        reader, writer = await udptcp.open_connection("127.0.0.1", port, **QUICK)
+        endpoint = cast(StreamTransport, writer.transport)._endpoint
+        freed = asyncio.Event()
+        weakref.finalize(endpoint, freed.set)
+        gc.disable()
+        try:
+            writer.close()
+            await writer.wait_closed()
+            await asyncio.wait_for(asyncio.shield(endpoint.closed), WAIT_S)  # after TIME_WAIT
+            del reader, writer, endpoint
+            await asyncio.wait_for(freed.wait(), WAIT_S)
+        finally:
+            gc.enable()
 
 
 class RawPeer(asyncio.DatagramProtocol):

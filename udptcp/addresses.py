@@ -6,10 +6,12 @@ H:P``, ``--target H:P``): what one command prints, another can be given back.
 
 from __future__ import annotations
 
+import functools
 import socket
 from typing import Any
 
 MAX_PORT = 65535
+NUMERIC_ADDRESSES_REMEMBERED = 256
 
 
 def format_address(addr: tuple[Any, ...] | None) -> str:
@@ -51,10 +53,16 @@ def check_port(port: int | str) -> int:
     return port
 
 
-def numeric_address(host: str, port: int, family: int) -> list[Any]:
+@functools.lru_cache(maxsize=NUMERIC_ADDRESSES_REMEMBERED)
+def numeric_address(host: str, port: int, family: int) -> tuple[Any, ...]:
     """The address of a numeric ``host`` without the resolver's thread (asyncio's own
-    ``create_connection`` skips it likewise); empty for a name, which must be resolved."""
+    ``create_connection`` skips it likewise); empty for a name, which must be resolved.
+
+    Remembered: a client opens connection after connection to the same address, and the
+    answer for a numeric host never changes (a name's emptiness neither)."""
     try:
-        return socket.getaddrinfo(host, port, family, socket.SOCK_DGRAM, 0, socket.AI_NUMERICHOST)
+        return tuple(
+            socket.getaddrinfo(host, port, family, socket.SOCK_DGRAM, 0, socket.AI_NUMERICHOST)
+        )
     except socket.gaierror:
-        return []
+        return ()

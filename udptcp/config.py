@@ -218,8 +218,9 @@ class Config:
         base = config if config is not None else DEFAULT_CONFIG
         if not options:
             return base
+        key = tuple((name, type(value), value) for name, value in options.items())
         try:
-            return _derived(base, tuple((name, type(value), value) for name, value in options.items()))
+            return _derived_from_default(key) if base is DEFAULT_CONFIG else _derived(base, key)
         except TypeError as exc:
             if "unhashable" not in str(exc):
                 raise
@@ -232,6 +233,13 @@ def _derived(base: Config, options: tuple[tuple[str, type, Any], ...]) -> Config
     ``open_connection``, and building and checking a configuration costs more than the rest of
     opening one. The key holds each value's type, so ``1`` and ``True`` are not confused."""
     return base.replace(**{name: value for name, _, value in options})
+
+
+@functools.lru_cache(maxsize=CONFIGS_REMEMBERED)
+def _derived_from_default(options: tuple[tuple[str, type, Any], ...]) -> Config:
+    """``_derived`` of the default configuration, the common case, remembered by the options
+    alone: hashing a configuration (every one of its fields) costs more than the lookup."""
+    return DEFAULT_CONFIG.replace(**{name: value for name, _, value in options})
 
 
 _NAMES = tuple(f.name for f in fields(Config))

@@ -57,6 +57,9 @@ _ISN_SECRET = os.urandom(SECRET_BYTES)
 addresses get ISNs that move forward with the clock, whichever endpoint opens them."""
 LIVE: weakref.WeakSet[Endpoint] = weakref.WeakSet()
 """Every endpoint whose socket is open, so a dying program can reset its connections."""
+_TIME_WAIT = State.TIME_WAIT
+_SYN_RCVD = State.SYN_RCVD
+"""States the routing of every datagram tests, as module constants (one lookup, not two)."""
 _LOG = get_logger()
 """The endpoints' logger, shared: an endpoint binds no context of its own."""
 
@@ -107,6 +110,8 @@ class Endpoint(asyncio.DatagramProtocol):
         quarters of it."""
         self._udp: asyncio.DatagramTransport | UdpSocket | None = None
         self._own_socket: UdpSocket | None = None
+        self._io_path = "the loop's datagram transport"
+        """``io_path`` once the socket udptcp drove itself is closed (or when there is none)."""
         self._connected = False
         self.receive_queue_bytes: int | None = None
         """What the socket's receive queue holds: each connection's window starts there, so
@@ -115,7 +120,9 @@ class Endpoint(asyncio.DatagramProtocol):
         self._own: dict[StreamTransport, ConnectionSocket] = {}
         self._attached: set[StreamTransport] = set()
         self._waiting_writable: set[StreamTransport] = set()
-        self._changed = asyncio.Event()
+        self._changed: asyncio.Event | None = None
+        """Set on every change ``wait_until`` re-checks after; made by the first waiter (most
+        endpoints, a client's for each connection, never have one)."""
         self._closed = loop.create_future()
         self._log = _LOG
         self._trace_to, self._pcap_to = destinations(config)
@@ -139,7 +146,7 @@ class Endpoint(asyncio.DatagramProtocol):
         """How this endpoint's datagrams move (for ``udptcp bench`` and ``--version``)."""
         if self._own_socket is not None:
             return self._own_socket.io_path
-        return "the loop's datagram transport"
+        return self._io_path
 
     def datagram_received(self, data: bytes, addr: Address) -> None:
         """One datagram, from the loop's datagram transport (the fallback path)."""
@@ -156,11 +163,11 @@ class Endpoint(asyncio.DatagramProtocol):
         for data, addr in batch:
             conn_transport = by_peer.get(addr)
             if conn_transport is None or (
-                conn_transport.conn.state is State.TIME_WAIT and self._reopens(conn_transport, data)
+                conn_transport.conn.state is _TIME_WAIT and self._reopens(conn_transport, data)
             ):
                 self._from_stranger(data, addr)
             elif (
-                conn_transport.conn.state is State.SYN_RCVD and listener is not None
+                conn_transport.conn.state is _SYN_RCVD and listener is not None
                 and listener.queue_full and _is_ack(data)
             ):
                 # The accept queue is full: drop the handshake's last ACK, as Linux does with
@@ -190,6 +197,12 @@ class Endpoint(asyncio.DatagramProtocol):
         """The shared socket is closed: the endpoint with it, unless connections on sockets of
         their own go on (``leave_group``); ``close`` ends those."""
         self._udp = None
+        own_socket = self._own_socket
+        if own_socket is not None:
+            # It refers back to us: dropped, the endpoint of a client's connection goes as
+            # soon as the connection does, not at the next full run of the cycle collector.
+            self._io_path = own_socket.io_path
+            self._own_socket = None
         if not self._own:
             self._end(exc)
 
@@ -217,10 +230,12 @@ class Endpoint(asyncio.DatagramProtocol):
     def send_all(self, datagrams: list[bytes], peer: Address) -> None:
         """Send a batch to one peer (no address on a connected socket: uvloop skips a check)."""
         udp = self._udp
-        if udp is None or udp.is_closing():
+        if udp is None:
             return
-        if self._own_socket is not None:
-            self._own_socket.send_batch(datagrams, peer)
+        if udp is self._own_socket:
+            udp.send_batch(datagrams, peer)  # nothing once it is closing
+        elif udp.is_closing():
+            return
         elif self._connected:
             for datagram in datagrams:
                 udp.sendto(datagram)
@@ -473,13 +488,16 @@ class Endpoint(asyncio.DatagramProtocol):
     async def wait_until(self, done: Callable[[], bool], timeout_s: float | None) -> bool:
         """Wait (at most ``timeout_s``) until ``done()`` holds; re-checked on every change."""
         deadline = None if timeout_s is None else self.loop.time() + timeout_s
+        if self._changed is None:
+            self._changed = asyncio.Event()
+        changed = self._changed
         while not done():
-            self._changed.clear()
+            changed.clear()
             remaining = None if deadline is None else deadline - self.loop.time()
             if remaining is not None and remaining <= 0:
                 return False
             try:
-                await asyncio.wait_for(self._changed.wait(), remaining)
+                await asyncio.wait_for(changed.wait(), remaining)
             except TimeoutError:
                 return done()
         return True
@@ -513,7 +531,8 @@ class Endpoint(asyncio.DatagramProtocol):
         return self._closed
 
     def _notify(self) -> None:
-        self._changed.set()
+        if self._changed is not None:
+            self._changed.set()
 
 
 class ConnectionSocket:
@@ -610,7 +629,7 @@ def make_socket(family: int, config: Config, *, reuse_port: bool = False) -> soc
     if family == socket.AF_INET6:
         sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
     if config.discovers_mss:
-        set_dont_fragment(sock)  # a probe must arrive whole or not at all
+        set_dont_fragment(sock, family)  # a probe must arrive whole or not at all
     if reuse_port:
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)

@@ -50,6 +50,8 @@ much per ``data_received``). In-order data released at once (all a paused reader
 held, when it resumes) goes up in pieces, and what follows a piece after which the protocol
 paused reading again waits here: a reader keeps its own limit (asyncio's StreamReader pauses
 at twice its ``limit``) plus at most one piece."""
+_BYTES_LIKE = (bytes, bytearray, memoryview)
+"""What ``write`` takes (a tuple: ``isinstance`` checks one faster than a union)."""
 VIEWS_FROM_BYTES = 16 * 1024
 """Chunks of at least this size on average go to asyncio's own ``StreamReaderProtocol`` as
 views, one call each: it copies what it is given into its reader's buffer at once, so joining
@@ -188,13 +190,11 @@ class StreamTransport(asyncio.Transport):
             self._now = now
         self.conn.receive_datagram(data, now)
 
-    def pump(self) -> None:
-        """Act on everything the core did since the last pump: deliver, send, re-arm."""
-        self._pump()
-
     def _clock(self, at_least: float = 0.0) -> float:
         """The core's time: monotonic even when a timer fired early and was treated as due."""
-        now = max(clock(), at_least, self._now)
+        now = clock()
+        if now < self._now or now < at_least:  # rare: no call to max() on every pass
+            now = max(self._now, at_least)
         self._now = now
         return now
 
@@ -224,48 +224,58 @@ class StreamTransport(asyncio.Transport):
         """Run the core once, after an open (connect, or the SYN a listener fed it)."""
         self._pump()
 
-    def _pump(self) -> None:
+    def pump(self) -> None:
+        """Act on everything the core did since the last pump: deliver, send, re-arm.
+
+        The protocol's callbacks (data_received, resume_writing, ...) all run before the
+        send: whatever they write goes out in this pass. (One method, not a pass inside a
+        guard: it runs twice per request and reply on each side.)
+        """
         self._pump_scheduled = False
         self._pumping = True
         try:
-            self._pump_once()
+            conn = self.conn
+            if self._held is not None and self._reading:
+                self._release_held()
+            chunks: list[bytes | memoryview] | None = None  # made only when data arrived
+            while (event := conn.next_event()) is not None:
+                if type(event) is DataReceived:
+                    if chunks is None:
+                        chunks = [event.data]
+                    else:
+                        chunks.append(event.data)
+                    continue
+                if chunks:
+                    self._deliver(chunks)
+                    chunks = None
+                self._on_event(event)
+            if chunks:
+                self._deliver(chunks)
+            if not self._forgotten and conn.buffered_bytes + self._held_bytes != self._charged_bytes:
+                self._account()
+            if (
+                self._paused_protocol and conn.send_buffered <= self._low_water
+                and not self._endpoint.memory_pressure
+            ):
+                self._paused_protocol = False
+                protocol = self._protocol
+                if protocol is not None and not self._lost:
+                    protocol.resume_writing()
+            outlet = self.outlet
+            if not outlet.writing_paused:
+                self.send_due()
+            else:
+                outlet.wait_writable(self)
+            if self.tracer is not None:
+                self.tracer.after_pump(self._now, outlet.writing_paused)
+            deadline = conn.get_timer()
+            timer_at = self._timer_at
+            if deadline != timer_at and (deadline is None or timer_at is None or deadline < timer_at):
+                self._arm_timer(deadline)  # else the timer armed fires first (or none is due)
         finally:
             self._pumping = False
 
-    def _pump_once(self) -> None:
-        # The protocol's callbacks (data_received, resume_writing, ...) all run before the
-        # send: whatever they write goes out in this pass.
-        conn = self.conn
-        if self._held is not None and self._reading:
-            self._release_held()
-        chunks: list[bytes | memoryview] = []
-        while (event := conn.next_event()) is not None:
-            if type(event) is DataReceived:
-                chunks.append(event.data)
-                continue
-            if chunks:
-                self._deliver(chunks)
-                chunks = []
-            self._on_event(event)
-        if chunks:
-            self._deliver(chunks)
-        self._account()
-        if (
-            self._paused_protocol and conn.send_buffered <= self._low_water
-            and not self._endpoint.memory_pressure
-        ):
-            self._paused_protocol = False
-            protocol = self._protocol
-            if protocol is not None and not self._lost:
-                protocol.resume_writing()
-        outlet = self.outlet
-        if not outlet.writing_paused:
-            self.send_due()
-        else:
-            outlet.wait_writable(self)
-        if self.tracer is not None:
-            self.tracer.after_pump(self._now, outlet.writing_paused)
-        self._arm_timer(conn.get_timer())
+    _pump = pump
 
     def _account(self) -> None:
         """Tell the endpoint how much more (or less) the connection keeps since last time."""
@@ -285,7 +295,12 @@ class StreamTransport(asyncio.Transport):
 
     def send_due(self) -> None:
         """Send every datagram the core has due now."""
-        datagrams = self.conn.datagrams_to_send(self._clock())
+        now = clock()  # self._clock(), inline: this runs on every pass
+        if now >= self._now:
+            self._now = now
+        else:
+            now = self._now
+        datagrams = self.conn.datagrams_to_send(now)
         if datagrams:
             if self._trace is not None:
                 for datagram in datagrams:
@@ -582,7 +597,7 @@ class StreamTransport(asyncio.Transport):
     # -- asyncio.WriteTransport ------------------------------------------------------------
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
-        if not isinstance(data, bytes | bytearray | memoryview):
+        if not isinstance(data, _BYTES_LIKE):
             raise TypeError(f"data must be bytes-like, not {type(data).__name__}")
         if self._eof_written and not self._lost:
             raise RuntimeError("Cannot call write() after write_eof()")
@@ -597,13 +612,14 @@ class StreamTransport(asyncio.Transport):
         idle = conn.send_buffered == 0
         conn.send(data)
         if self._pumping:
-            pass  # written from a protocol callback: this pass sends it
+            self._account()  # written from a protocol callback: this pass sends it
         elif idle and not self._pump_scheduled:
             self._pump()  # nothing waits or is in flight: send at once, as asyncio's transports do
         else:
             self.pump_soon()  # more in this loop turn joins it in one burst
-        self._account()
-        self._check_high_water()
+            self._account()
+        if conn.send_buffered > self._high_water or self._endpoint.memory_pressure:
+            self._check_high_water()
 
     def _check_high_water(self) -> None:
         if not self._paused_protocol and (

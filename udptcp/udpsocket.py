@@ -78,10 +78,11 @@ def receive_capacity_bytes(sock: socket.socket) -> int:
     return granted
 
 
-def set_dont_fragment(sock: socket.socket) -> bool:
+def set_dont_fragment(sock: socket.socket, family: int) -> bool:
     """Have the kernel send this socket's datagrams unfragmented (for path-MTU discovery);
-    False where it cannot (the datagrams then go as the system decides)."""
-    if sock.family == socket.AF_INET6:
+    False where it cannot (the datagrams then go as the system decides). ``family`` is the
+    socket's (its ``family`` attribute costs an enum conversion per read)."""
+    if family == socket.AF_INET6:
         level, option = socket.IPPROTO_IPV6, IPV6_MTU_DISCOVER
     else:
         level, option = socket.IPPROTO_IP, IP_MTU_DISCOVER
@@ -124,6 +125,18 @@ def supports_gso(sock: socket.socket) -> bool:
     return True
 
 
+_gso_supported: bool | None = None
+"""``supports_gso``, asked once per process: the answer is the kernel's (UDP over IPv4 and
+IPv6 alike), and a client asks for every connection it opens (each has a socket of its own)."""
+
+
+def _kernel_supports_gso(sock: socket.socket) -> bool:
+    global _gso_supported
+    if _gso_supported is None:
+        _gso_supported = supports_gso(sock)
+    return _gso_supported
+
+
 def enable_gro(sock: socket.socket) -> bool:
     """Ask the kernel to coalesce arriving datagrams; False where it cannot."""
     try:
@@ -157,17 +170,16 @@ class UdpSocket:
         self._sock = sock
         self._sink = sink
         self._fd = sock.fileno()
-        self._connected = _peer_of(sock) is not None
-        self.gso = gso and supports_gso(sock)
+        peer = _peer_of(sock)
+        self._connected = peer is not None
+        self.gso = gso and _kernel_supports_gso(sock)
         self.gro = gro and enable_gro(sock)
         self._queue: deque[tuple[list[bytes], Address | None]] = deque()
         self._queued_bytes = 0
         self._writing_paused = False
         self._closing = False
         self.dropped_send_queue_full = 0
-        self._extra = {
-            "socket": sock, "sockname": sock.getsockname(), "peername": _peer_of(sock),
-        }
+        self._extra = {"socket": sock, "sockname": sock.getsockname(), "peername": peer}
         loop.add_reader(self._fd, self._on_readable)
 
     @property
@@ -254,7 +266,7 @@ class UdpSocket:
             while i < count:
                 first = datagrams[i]
                 run = 1
-                if self.gso:
+                if self.gso and count - i > 1:
                     size = len(first)
                     limit = min(count - i, GSO_MAX_SEGMENTS, GSO_MAX_BYTES // max(size, 1))
                     # Equal sizes, except that the run's last datagram may be shorter.

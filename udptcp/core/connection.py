@@ -47,17 +47,37 @@ from udptcp.core.rtt import RttEstimator
 from udptcp.core.sender import Sender
 from udptcp.core.seqnum import SEQ_MASK, unwrap
 from udptcp.core.state import (
+    ABORT,
+    ACTIVE_OPEN,
     AWAITING_PROOF,
     AWAITING_SYN,
+    CLOSE,
+    CLOSED,
+    ESTABLISHED,
+    FIN_WAIT_2,
     KEEPALIVE_STATES,
+    LISTEN,
     MAY_RECEIVE,
     MAY_SEND,
     ON_CLOSE,
     ON_TIMEOUT,
     OPEN_FOR_DATA,
     OUR_FIN_SENT,
+    PASSIVE_OPEN,
+    RCV_ACK_OF_FIN,
+    RCV_ACK_OF_SYN,
+    RCV_DATA_AFTER_CLOSE,
+    RCV_FIN,
+    RCV_RST,
+    RCV_SYN,
+    RCV_SYN_ACK,
     RESET_ON_ABORT,
     RESET_ON_FAILURE,
+    RETRIES_EXHAUSTED,
+    SYN_RCVD,
+    SYN_SENT,
+    TIME_WAIT,
+    USER_TIMEOUT,
     USER_TIMEOUT_STATES,
     Cause,
     State,
@@ -77,7 +97,6 @@ AMPLIFICATION_FACTOR: Final = 3
 """Before the peer's address is proven, we send it at most this many times the octets it sent
 us (RFC 9000 section 8.1): a forged SYN must not make us flood the address it names."""
 
-S = State
 
 
 class Connection:
@@ -90,7 +109,7 @@ class Connection:
         self.stats = ConnectionStats()
         self.timers = Timers()
         self.liveness = Liveness(config, self.timers, self.stats)
-        self._state = S.CLOSED
+        self._state = CLOSED
         self._events: list[Event] = []
         """Taken from the front by ``next_event``: a list, as an empty deque costs 700 octets
         more and a pass rarely queues more than a few dozen."""
@@ -164,7 +183,7 @@ class Connection:
     @property
     def time_wait_ends_at(self) -> float | None:
         """In TIME_WAIT, when it ends (a retransmitted FIN of the peer pushes it back)."""
-        return self.timers.deadline(Timer.CLOSE) if self._state is S.TIME_WAIT else None
+        return self.timers.deadline(Timer.CLOSE) if self._state is TIME_WAIT else None
 
     def next_event(self) -> Event | None:
         """The oldest event not yet taken, or None."""
@@ -218,27 +237,27 @@ class Connection:
 
     def connect(self, now: float) -> None:
         """Active open: send a SYN (CLOSED -> SYN_SENT)."""
-        self._need(S.CLOSED, "connect")
+        self._need(CLOSED, "connect")
         self._now = now
         self.liveness.last_heard = now
-        self._apply(Cause.ACTIVE_OPEN)
+        self._apply(ACTIVE_OPEN)
         self.handshake.due = True
 
     def listen(self) -> None:
         """Passive open: wait for a SYN (CLOSED -> LISTEN)."""
-        self._need(S.CLOSED, "listen")
+        self._need(CLOSED, "listen")
         self._passive = True
-        self._apply(Cause.PASSIVE_OPEN)
+        self._apply(PASSIVE_OPEN)
 
     def accept_cookie(self, grant: CookieGrant, now: float) -> None:
         """Passive open from a SYN cookie (LISTEN -> SYN_RCVD, as if the SYN had just been
         answered): create the connection with ``isn=grant.isn``, call ``listen()``, this, then
         feed it the ACK that returned the cookie."""
-        self._need(S.LISTEN, "accept_cookie")
+        self._need(LISTEN, "accept_cookie")
         self._now = now
         self.liveness.last_heard = now
         self.handshake.on_cookie(grant, now)
-        self._apply(Cause.RCV_SYN)
+        self._apply(RCV_SYN)
 
     def send(self, data: bytes | bytearray | memoryview) -> None:
         """Queue data; it goes out as the windows allow, once the connection is established."""
@@ -256,8 +275,8 @@ class Connection:
         if state in ON_CLOSE:
             if ON_CLOSE[state] in OUR_FIN_SENT:
                 self.tx.fin_seq = self.tx.data_end  # our FIN follows what is queued
-            self._apply(Cause.CLOSE)
-        elif state is not S.CLOSED and self.tx.fin_seq is None:
+            self._apply(CLOSE)
+        elif state is not CLOSED and self.tx.fin_seq is None:
             raise LocalProtocolError(f"cannot shut down in state {state.name}")
 
     def close(self) -> None:
@@ -272,28 +291,28 @@ class Connection:
             return
         if self._state in ON_CLOSE:
             self.shutdown()
-        elif self._state is S.FIN_WAIT_2:
+        elif self._state is FIN_WAIT_2:
             self.timers.arm_if_idle(Timer.CLOSE, self._now + self.config.fin_wait_2_timeout_s)
 
     def abort(self) -> None:
         """Drop the connection at once; the peer gets a RST if it knows of us."""
         if self._state in RESET_ON_ABORT:
             self.out.queue_control(RST | ACK, self.tx.nxt)
-        if self._state is not S.CLOSED:
-            self._apply(Cause.ABORT)
+        if self._state is not CLOSED:
+            self._apply(ABORT)
 
     def successor_isn(self, syn_seq: int, syn_tsval: int | None = None) -> int | None:
         """In TIME_WAIT, the ISN for a new incarnation that this SYN may open (``may_reopen``),
         else None. It starts beyond everything the old incarnation sent, so PAWS or the sequence
         numbers keep any old segment out of the new windows (RFC 6191)."""
-        if self._state is not S.TIME_WAIT or not may_reopen(self.rx, self.neg, syn_seq, syn_tsval):
+        if self._state is not TIME_WAIT or not may_reopen(self.rx, self.neg, syn_seq, syn_tsval):
             return None
         return (self.tx.nxt + INCARNATION_GAP) & SEQ_MASK
 
     def end_time_wait(self) -> None:
         """A new incarnation takes over the pair of addresses (after ``successor_isn``)."""
-        self._need(S.TIME_WAIT, "end_time_wait")
-        self._apply(Cause.RCV_SYN)
+        self._need(TIME_WAIT, "end_time_wait")
+        self._apply(RCV_SYN)
 
     def destination_unreachable(self) -> None:
         """The network reported the peer's port unreachable (an ICMP error on the socket).
@@ -301,8 +320,8 @@ class Connection:
         RFC 1122 4.2.3.9: while opening, the open fails as refused. Afterwards it is ignored,
         as Linux does: a forged ICMP message must not be able to kill a connection.
         """
-        if self._state is S.SYN_SENT:
-            self._fail(CloseReason.REFUSED, Cause.RCV_RST, send_reset=False)
+        if self._state is SYN_SENT:
+            self._fail(CloseReason.REFUSED, RCV_RST, send_reset=False)
 
     def datagram_too_big(self, size: int, now: float) -> None:
         """The local interface refused to send a datagram of ``size`` octets (EMSGSIZE): a
@@ -360,9 +379,9 @@ class Connection:
             if self.handshake.retry():
                 return
             if self._passive:  # a half-open connection no application waits for: back to LISTEN
-                self._apply(Cause.RETRIES_EXHAUSTED)
+                self._apply(RETRIES_EXHAUSTED)
             else:
-                self._fail(CloseReason.TIMED_OUT, Cause.RETRIES_EXHAUSTED, send_reset=False)
+                self._fail(CloseReason.TIMED_OUT, RETRIES_EXHAUSTED, send_reset=False)
             return
         if timers.due(Timer.RTO, now):
             if not self._on_rto(now):
@@ -383,7 +402,7 @@ class Connection:
         if timers.fire(Timer.PATH_MTU, now):
             self.pmtu.on_timer(now)
         if timers.fire(Timer.USER_TIMEOUT, now) and self._state in USER_TIMEOUT_STATES:
-            self._fail(CloseReason.TIMED_OUT, Cause.USER_TIMEOUT, send_reset=True)
+            self._fail(CloseReason.TIMED_OUT, USER_TIMEOUT, send_reset=True)
 
     def _on_rto(self, now: float) -> bool:
         """The retransmission timer ran out: back off and resend, or give up (False)."""
@@ -391,7 +410,7 @@ class Connection:
         if self.tx.wnd == 0 and now - self.liveness.last_heard < self.config.rto_max_s:
             rec.timeouts = 0  # the peer shrank its window but answers: these are probes
         if rec.timeouts >= self.config.retries:
-            self._fail(CloseReason.TIMED_OUT, Cause.RETRIES_EXHAUSTED, send_reset=True)
+            self._fail(CloseReason.TIMED_OUT, RETRIES_EXHAUSTED, send_reset=True)
             return False
         rec.on_rto(now)
         if self.neg.mtu_probes and rec.timeouts >= BLACK_HOLE_TIMEOUTS and self.pmtu.on_black_hole(now):
@@ -403,7 +422,7 @@ class Connection:
         if verdict is Verdict.PROBE:
             self.out.queue_probe()
         elif verdict is Verdict.GIVE_UP:
-            self._fail(CloseReason.TIMED_OUT, Cause.RETRIES_EXHAUSTED, send_reset=True)
+            self._fail(CloseReason.TIMED_OUT, RETRIES_EXHAUSTED, send_reset=True)
 
     # -- segment arrival (RFC 9293 3.10.7) ---------------------------------------------------
 
@@ -420,19 +439,19 @@ class Connection:
         if ts is not None and not self.neg.timestamps and self._state not in AWAITING_SYN:
             ts = None  # not agreed: the option means nothing here (RFC 7323 3.2)
         state = self._state
-        if state is S.ESTABLISHED and opts is None and (
+        if state is ESTABLISHED and opts is None and (
             self.fast.take(flags, seq, ack, wnd, payload, ts, now, self._app_closed)
         ):
             return
         if state in AWAITING_PROOF:
             self._unproven_received += len(data)
-        if state is S.LISTEN:
+        if state is LISTEN:
             if self.handshake.on_listen(flags, seq, ack, wnd, opts, ts, now) is not None:
                 self.liveness.last_heard = now
-                self._apply(Cause.RCV_SYN)
-        elif state is S.SYN_SENT:
+                self._apply(RCV_SYN)
+        elif state is SYN_SENT:
             self._on_syn_sent(flags, seq, ack, wnd, payload, opts, ts, now)
-        elif state is S.CLOSED:
+        elif state is CLOSED:
             reply = reset_for_unknown(data)
             if reply is not None:
                 self.out.queue_raw(reply)
@@ -445,14 +464,14 @@ class Connection:
         opts: Options | None, ts: tuple[int, int] | None, now: float,
     ) -> None:
         cause = self.handshake.on_syn_sent(flags, seq, ack, wnd, opts, ts, now)
-        if cause is Cause.RCV_RST:
-            self._fail(CloseReason.REFUSED, Cause.RCV_RST, send_reset=False)
+        if cause is RCV_RST:
+            self._fail(CloseReason.REFUSED, RCV_RST, send_reset=False)
             return
         if cause is None:
             return
         self.liveness.last_heard = now
         self._apply(cause)
-        if cause is Cause.RCV_SYN_ACK:
+        if cause is RCV_SYN_ACK:
             # RFC 9293 3.10.7.3: text and FIN in the SYN-ACK are processed as in ESTABLISHED.
             start = self.rx.rcv_nxt
             if payload:
@@ -467,7 +486,7 @@ class Connection:
         rx, stats = self.rx, self.stats
         state = self._state
         seq = unwrap(seq32, rx.rcv_nxt)
-        if state is S.SYN_RCVD and flags & SYN and not flags & RST and seq == rx.irs:
+        if state is SYN_RCVD and flags & SYN and not flags & RST and seq == rx.irs:
             if not flags & ACK:
                 self.handshake.due = True  # our SYN-ACK was lost: the peer repeated its SYN
                 return
@@ -484,7 +503,7 @@ class Connection:
                 return
             if self.neg.mtu_probes and self.pmtu.on_probe_acked(opts.mtu_probe_ack or 0, now):
                 self.pmtu.resize(resend=False)
-        if state is S.TIME_WAIT and flags & FIN and not flags & (RST | SYN) and (
+        if state is TIME_WAIT and flags & FIN and not flags & (RST | SYN) and (
             seq + len(payload) + 1 == rx.rcv_nxt
         ):
             rx.ack_now = True  # the peer missed our last ACK: acknowledge again, wait anew
@@ -500,15 +519,15 @@ class Connection:
                     stats.duplicate_segments += 1
                 else:
                     stats.dropped_out_of_window += 1
-                if flags & ACK and rx.window == 0 and state is not S.SYN_RCVD:
+                if flags & ACK and rx.window == 0 and state is not SYN_RCVD:
                     self._on_ack(ack32, wnd, seq, opts, ts, now, ACK, 0)  # a window probe's ACK
             return
         if flags & RST:
             self._on_rst(seq)
             return
         if flags & SYN:
-            if state is S.SYN_RCVD and self._passive:
-                self._apply(Cause.RCV_SYN)
+            if state is SYN_RCVD and self._passive:
+                self._apply(RCV_SYN)
             else:
                 self._challenges.send(now)
             return
@@ -516,10 +535,10 @@ class Connection:
             return
         if ts is not None:
             rx.update_ts_recent(ts[0], seq, now)
-        if state is S.SYN_RCVD:
+        if state is SYN_RCVD:
             if not self.handshake.on_ack_of_syn(ack32, wnd, seq, now):
                 return
-            self._apply(Cause.RCV_ACK_OF_SYN)
+            self._apply(RCV_ACK_OF_SYN)
         if not self._on_ack(ack32, wnd, seq, opts, ts, now, flags, len(payload)):
             return
         if payload:
@@ -533,15 +552,15 @@ class Connection:
         """RFC 5961 3.2: only a RST at exactly RCV.NXT resets; one inside the window is challenged."""
         if seq != self.rx.rcv_nxt:
             self._challenges.send(self._now)
-        elif self._state is S.TIME_WAIT:
+        elif self._state is TIME_WAIT:
             # RFC 1337 (Linux's tcp_rfc1337=1): a RST must not cut TIME_WAIT short, or an old
             # segment could reach the next connection between these addresses after all.
             self.stats.resets_ignored += 1
-        elif self._state is S.SYN_RCVD and self._passive:
-            self._apply(Cause.RCV_RST)
+        elif self._state is SYN_RCVD and self._passive:
+            self._apply(RCV_RST)
         else:
-            reason = CloseReason.REFUSED if self._state is S.SYN_RCVD else CloseReason.RESET
-            self._fail(reason, Cause.RCV_RST, send_reset=False)
+            reason = CloseReason.REFUSED if self._state is SYN_RCVD else CloseReason.RESET
+            self._fail(reason, RCV_RST, send_reset=False)
 
     def _on_ack(
         self, ack32: int, wnd: int, seq: int, opts: Options | None, ts: tuple[int, int] | None,
@@ -558,7 +577,7 @@ class Connection:
         tx = self.tx
         if tx.fin_seq is None or tx.una <= tx.fin_seq:
             return
-        if self._apply(Cause.RCV_ACK_OF_FIN) and self._state is S.FIN_WAIT_2 and self._app_closed:
+        if self._apply(RCV_ACK_OF_FIN) and self._state is FIN_WAIT_2 and self._app_closed:
             self.timers.arm(Timer.CLOSE, self._now + self.config.fin_wait_2_timeout_s)
         if not self._send_complete:
             self._send_complete = True
@@ -573,7 +592,7 @@ class Connection:
             # Nobody will read it: tell the peer with a RST rather than drop it silently.
             self.out.queue_control(RST | ACK, self.tx.nxt)
             self._events.append(ConnectionFailed(CloseReason.RESET_AFTER_CLOSE))
-            self._apply(Cause.RCV_DATA_AFTER_CLOSE)
+            self._apply(RCV_DATA_AFTER_CLOSE)
             return
         before = rx.rcv_nxt
         ready = rx.accept(seq, payload, now, self.config.delayed_ack_s)
@@ -599,7 +618,7 @@ class Connection:
             self._eof_pending = True
         else:
             self._events.append(EofReceived())
-        self._apply(Cause.RCV_FIN)
+        self._apply(RCV_FIN)
 
     # -- state changes ---------------------------------------------------------------------
 
@@ -627,18 +646,18 @@ class Connection:
             return False
         self._state = new
         self._events.append(StateChanged(old, new, cause))
-        if new is S.ESTABLISHED:
+        if new is ESTABLISHED:
             self._events.append(ConnectionEstablished())
             self.liveness.start_keepalive(self._now)
             if self.neg.mtu_probes:
                 self.pmtu.start(self._now)
-        elif new is S.TIME_WAIT:
+        elif new is TIME_WAIT:
             self._stop_timers()
             self.timers.arm(Timer.CLOSE, self._now + self.config.time_wait_s)
-        elif new is S.CLOSED or (new is S.LISTEN and old is S.SYN_RCVD):
+        elif new is CLOSED or (new is LISTEN and old is SYN_RCVD):
             self._stop_timers()
             self._events.append(ConnectionTerminated())
-            if new is S.LISTEN:
+            if new is LISTEN:
                 # Back in LISTEN: start over as a fresh listener, with a new ISN further along.
                 self._start((self.tx.iss + INCARNATION_GAP) & SEQ_MASK)
                 self._unproven_received = self._unproven_sent = 0

@@ -21,7 +21,7 @@ from udptcp.core.recovery import LossRecovery
 from udptcp.core.rtt import RttEstimator
 from udptcp.core.sender import Sender
 from udptcp.core.seqnum import unwrap
-from udptcp.core.state import Cause
+from udptcp.core.state import RCV_RST, RCV_SYN, RCV_SYN_ACK, Cause
 from udptcp.core.syncookies import CookieGrant
 from udptcp.core.timers import Timer, Timers
 from udptcp.wire import ACK, RST, SYN, Options, encode_datagram
@@ -90,7 +90,7 @@ class Handshake:
             return None
         self._learn(seq, wnd, opts, ts, now)
         self.due = True
-        return Cause.RCV_SYN
+        return RCV_SYN
 
     def on_syn_sent(
         self, flags: int, seq: int, ack: int, wnd: int, opts: Options | None,
@@ -108,18 +108,18 @@ class Handshake:
                 return None
             ack_ok = True
         if flags & RST:
-            return Cause.RCV_RST if ack_ok else None
+            return RCV_RST if ack_ok else None
         if not flags & SYN:
             return None
         self._learn(seq, wnd, opts, ts, now)
         if not ack_ok:  # simultaneous open: both sent SYNs; ours is answered by a SYN-ACK
             self.due = True
-            return Cause.RCV_SYN
+            return RCV_SYN
         tx.una = tx.iss + 1
         tx.wl2 = tx.una
         self._completed(now)
         self._rx.ack_now = True
-        return Cause.RCV_SYN_ACK
+        return RCV_SYN_ACK
 
     def on_cookie(self, grant: CookieGrant, now: float) -> None:
         """A passive open from a SYN cookie: what the SYN settled comes back in ``grant``; our

@@ -60,6 +60,40 @@ class Cause(enum.Enum):
 S = State
 C = Cause
 
+# -- the members as module constants -----------------------------------------------------------
+# For the compiled core, which names states and causes on every segment: ``State.ESTABLISHED``
+# is an attribute lookup on the enum class, which CPython routes through EnumType's
+# ``__getattr__`` hook (some 900 instructions, compiled), where a Final module constant is one
+# load. The same objects: ``CLOSED is State.CLOSED``.
+
+CLOSED: Final = State.CLOSED
+LISTEN: Final = State.LISTEN
+SYN_SENT: Final = State.SYN_SENT
+SYN_RCVD: Final = State.SYN_RCVD
+ESTABLISHED: Final = State.ESTABLISHED
+FIN_WAIT_1: Final = State.FIN_WAIT_1
+FIN_WAIT_2: Final = State.FIN_WAIT_2
+CLOSE_WAIT: Final = State.CLOSE_WAIT
+CLOSING: Final = State.CLOSING
+LAST_ACK: Final = State.LAST_ACK
+TIME_WAIT: Final = State.TIME_WAIT
+
+PASSIVE_OPEN: Final = Cause.PASSIVE_OPEN
+ACTIVE_OPEN: Final = Cause.ACTIVE_OPEN
+CLOSE: Final = Cause.CLOSE
+ABORT: Final = Cause.ABORT
+RCV_SYN: Final = Cause.RCV_SYN
+RCV_SYN_ACK: Final = Cause.RCV_SYN_ACK
+RCV_ACK_OF_SYN: Final = Cause.RCV_ACK_OF_SYN
+RCV_FIN: Final = Cause.RCV_FIN
+RCV_ACK_OF_FIN: Final = Cause.RCV_ACK_OF_FIN
+RCV_RST: Final = Cause.RCV_RST
+RCV_DATA_AFTER_CLOSE: Final = Cause.RCV_DATA_AFTER_CLOSE
+RETRIES_EXHAUSTED: Final = Cause.RETRIES_EXHAUSTED
+USER_TIMEOUT: Final = Cause.USER_TIMEOUT
+TIME_WAIT_TIMEOUT: Final = Cause.TIME_WAIT_TIMEOUT
+FIN_WAIT_2_TIMEOUT: Final = Cause.FIN_WAIT_2_TIMEOUT
+
 # -- the tables: for each input, the state it leads to from each state where it does --------
 
 ON_OPEN: Final[dict[tuple[State, Cause], State]] = {
