@@ -7,7 +7,7 @@ import asyncio
 import os
 import socket
 from collections.abc import Callable, Iterable
-from typing import Any, SupportsIndex, cast
+from typing import Any, SupportsIndex, TypeVar, cast
 
 import pytest
 
@@ -79,6 +79,20 @@ class Recorder(asyncio.Protocol):
         self.lost.set_result(exc)
 
 
+P = TypeVar("P", bound=asyncio.BaseProtocol)
+
+
+def recording(make: Callable[[], P]) -> tuple[list[P], Callable[[], P]]:
+    """A protocol factory that keeps every protocol it makes, in order, for the test to inspect."""
+    made: list[P] = []
+
+    def factory() -> P:
+        made.append(make())
+        return made[-1]
+
+    return made, factory
+
+
 async def serve(factory: Callable[[], asyncio.BaseProtocol], host: str, **options: Any) -> tuple[Server, int]:
     server = await udptcp.create_server(factory, host, 0, **{**QUICK, **options})
     return server, server.sockets[0].getsockname()[1]
@@ -92,11 +106,7 @@ async def wait(awaitable: Any) -> Any:
 async def test_callbacks_and_a_half_open_connection_kept_by_eof_received(host: str) -> None:
     """eof_received returning True keeps the connection: the server answers after the client's
     FIN, then closes; each side sees made, data, eof, lost, in that order."""
-    servers: list[Recorder] = []
-
-    def factory() -> Recorder:
-        servers.append(Recorder(keep_open=True))
-        return servers[-1]
+    servers, factory = recording(lambda: Recorder(keep_open=True))
 
     server, port = await serve(factory, host)
     async with server:
@@ -126,11 +136,7 @@ async def test_callbacks_and_a_half_open_connection_kept_by_eof_received(host: s
 async def test_data_received_is_given_bytes(mss: int | None) -> None:
     """asyncio's contract: ``data_received`` gets bytes (a protocol may ``split`` or ``decode``
     them), whether the data came in one segment, a batch, or a coalesced (GRO) datagram."""
-    received: list[Recorder] = []
-
-    def factory() -> Recorder:
-        received.append(Recorder())
-        return received[-1]
+    received, factory = recording(Recorder)
 
     server, port = await serve(factory, "127.0.0.1")
     async with server:
@@ -248,11 +254,7 @@ async def test_buffered_protocol_gets_every_byte_through_its_own_buffer(host: st
         protocol.made = asyncio.Event()
         return protocol
 
-    senders: list[Recorder] = []
-
-    def factory() -> Recorder:
-        senders.append(sender())
-        return senders[-1]
+    senders, factory = recording(sender)
 
     server, port = await serve(factory, host)
     async with server:
@@ -308,11 +310,7 @@ async def test_pause_and_resume_writing_at_the_write_buffer_limits() -> None:
 
 
 async def test_pause_reading_closes_the_window_and_resume_reading_delivers_in_order() -> None:
-    peers: list[Recorder] = []
-
-    def factory() -> Recorder:
-        peers.append(Recorder())
-        return peers[-1]
+    peers, factory = recording(Recorder)
 
     server, port = await serve(factory, "127.0.0.1", recv_buffer_bytes=256_000)
     async with server:
@@ -346,11 +344,7 @@ async def test_pausing_inside_data_received_holds_the_rest_of_the_delivery() -> 
             assert self.transport is not None
             self.transport.pause_reading()
 
-    peers: list[PauseAtOnce] = []
-
-    def factory() -> PauseAtOnce:
-        peers.append(PauseAtOnce())
-        return peers[-1]
+    peers, factory = recording(PauseAtOnce)
 
     server, port = await serve(factory, "127.0.0.1")
     async with server:
@@ -393,11 +387,7 @@ async def test_resuming_after_a_long_pause_delivers_in_pieces_that_a_new_pause_s
                 assert self.transport is not None
                 self.transport.pause_reading()
 
-    peers: list[Limited] = []
-
-    def factory() -> Limited:
-        peers.append(Limited())
-        return peers[-1]
+    peers, factory = recording(Limited)
 
     server, port = await serve(factory, "127.0.0.1", recv_buffer_bytes=2_000_000)
     async with server:
@@ -426,11 +416,7 @@ async def test_resuming_after_a_long_pause_delivers_in_pieces_that_a_new_pause_s
 
 
 async def test_abort_resets_the_peer_and_ends_both_sides() -> None:
-    peers: list[Recorder] = []
-
-    def factory() -> Recorder:
-        peers.append(Recorder())
-        return peers[-1]
+    peers, factory = recording(Recorder)
 
     server, port = await serve(factory, "::1" if _has_ipv6_loopback() else "127.0.0.1")
     async with server:
@@ -537,11 +523,7 @@ async def test_abort_clients_leaves_time_wait_to_its_timer() -> None:
 async def test_network_object_carries_its_options_to_both_calls() -> None:
     """The object handed to libraries with a create_connection hook (asyncssh's tunnel=)."""
     network = udptcp.Network(msl_s=0.05, rto_min_s=0.05)
-    peers: list[Recorder] = []
-
-    def factory() -> Recorder:
-        peers.append(Recorder())
-        return peers[-1]
+    peers, factory = recording(Recorder)
 
     server = await network.create_server(factory, "127.0.0.1", 0, backlog=8)
     async with server:

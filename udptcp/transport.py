@@ -3,7 +3,7 @@
 Any asyncio protocol sits on top of it as it would on a TCP transport: a ``Protocol``
 (``data_received``) or a ``BufferedProtocol`` (``get_buffer``/``buffer_updated``), asyncio's own
 ``StreamReaderProtocol`` for the streams, asyncio's ``SSLProtocol`` for TLS (``udptcp.tls``).
-Every entry point (a datagram, the timer, an application call) ends in ``_pump``: drain the
+Every entry point (a datagram, the timer, an application call) ends in ``pump``: drain the
 core's events, send its datagrams, re-arm the one timer. Writes in one loop turn are coalesced
 into one pump with ``call_soon``.
 """
@@ -175,7 +175,7 @@ class StreamTransport(asyncio.Transport):
     def datagram_received(self, data: bytes | memoryview) -> None:
         """A datagram from our peer, on its own: take it and answer at once."""
         self.feed(data, clock())
-        self._pump()
+        self.pump()
 
     def feed(self, data: bytes | memoryview, now: float) -> None:
         """A datagram from our peer, one of a batch that arrived at ``now``: the endpoint calls
@@ -218,11 +218,11 @@ class StreamTransport(asyncio.Transport):
     def on_unreachable(self) -> None:
         """The socket reported the peer unreachable (ICMP); the core decides what it means."""
         self.conn.destination_unreachable()
-        self._pump()
+        self.pump()
 
     def start(self) -> None:
         """Run the core once, after an open (connect, or the SYN a listener fed it)."""
-        self._pump()
+        self.pump()
 
     def pump(self) -> None:
         """Act on everything the core did since the last pump: deliver, send, re-arm.
@@ -275,8 +275,6 @@ class StreamTransport(asyncio.Transport):
         finally:
             self._pumping = False
 
-    _pump = pump
-
     def _account(self) -> None:
         """Tell the endpoint how much more (or less) the connection keeps since last time."""
         if self._forgotten:
@@ -313,7 +311,7 @@ class StreamTransport(asyncio.Transport):
         """Coalesce this loop turn's writes into one pass over the core."""
         if not self._pump_scheduled:
             self._pump_scheduled = True
-            self._loop.call_soon(self._pump)
+            self._loop.call_soon(self.pump)
 
     def _arm_timer(self, deadline: float | None) -> None:
         if deadline is None:
@@ -337,7 +335,7 @@ class StreamTransport(asyncio.Transport):
         # uvloop's timers tick in milliseconds and may fire a little early: treat the timer as
         # due, and keep that time for the sends it allows, or pacing would spin until it is.
         self.conn.handle_timer(self._clock(due))
-        self._pump()
+        self.pump()
 
     def _deliver(self, chunks: list[bytes | memoryview]) -> None:
         """In-order data of one pass, handed to the protocol in as few calls as
@@ -614,7 +612,7 @@ class StreamTransport(asyncio.Transport):
         if self._pumping:
             self._account()  # written from a protocol callback: this pass sends it
         elif idle and not self._pump_scheduled:
-            self._pump()  # nothing waits or is in flight: send at once, as asyncio's transports do
+            self.pump()  # nothing waits or is in flight: send at once, as asyncio's transports do
         else:
             self.pump_soon()  # more in this loop turn joins it in one burst
             self._account()
@@ -654,7 +652,7 @@ class StreamTransport(asyncio.Transport):
         self._closing = True
         self._drop_held()
         self.conn.abort()
-        self._pump()
+        self.pump()
         self._connection_lost(self._error)
 
     def _force_close(self, exc: BaseException | None) -> None:
