@@ -306,6 +306,34 @@ def test_new_connection_on_the_same_addresses_never_accepts_a_segment_of_the_old
         assert second_open_s > 1.5  # held off by the server's TIME_WAIT
 
 
+@pytest.mark.parametrize("timestamps", ["true", "false"])
+def test_a_restarted_client_reopens_pairs_the_server_holds_in_time_wait_at_once(timestamps: str) -> None:
+    """A client process reconnects from the local ports of a client process that just ended,
+    while the server, which closed first, holds each pair of addresses in TIME_WAIT (3 s). Its
+    SYNs carry newer timestamps and sequence numbers than the old connections' (one ISN key per
+    host, ``udptcp/hostkey.py``), so each takes its pair over at once (RFC 6191). With a key per
+    process, about half of them looked older, were answered with an ACK, and waited for the
+    SYN's retransmission (1 s); 8 ports make that certain to show."""
+    option = f"timestamps={timestamps}"
+    ports = ",".join(str(free_udp_port()) for _ in range(8))
+    with program("close_first_server.py", "100", option) as (srv, line):
+        port = line.rsplit(":", 1)[1]
+        runs = [
+            subprocess.run([sys.executable, str(PROGRAMS / "connect_from_ports.py"), "127.0.0.1", port,
+                            "100", ports, option],
+                           capture_output=True, text=True, timeout=60, env=ENV, check=False)
+            for _ in range(2)
+        ]
+        assert srv.stdout is not None
+        served = [srv.stdout.readline() for _ in range(16)]
+    for done in runs:
+        assert done.returncode == 0, done.stderr
+    assert all(row.startswith(f"conn {n} ") for n, row in enumerate(served, start=1))
+    reopened = [float(row.split("open_s=")[1]) for row in runs[1].stdout.splitlines()]
+    assert len(reopened) == 8
+    assert max(reopened) < 0.5, reopened
+
+
 @pytest.mark.parametrize("how", ["terminated", "killed"])
 def test_the_receiver_learns_that_the_sending_process_died(tmp_path: Path, how: str) -> None:
     """A process told to stop (SIGTERM) resets its connections first, as the kernel does for a

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import socket
 import sys
 import weakref
@@ -28,9 +27,10 @@ from typing import TYPE_CHECKING, Any, cast
 from udptcp.addresses import format_address
 from udptcp.config import Config
 from udptcp.core import Connection, State, reset_for_unknown
-from udptcp.core.isn import SECRET_BYTES, isn_for
+from udptcp.core.isn import isn_for
 from udptcp.core.syncookies import CookieGrant
 from udptcp.heap import TRIMMER, tune_process_allocator
+from udptcp.hostkey import host_key
 from udptcp.log import get_logger
 from udptcp.trace.attach import destinations, tracer_for
 from udptcp.trace.recorder import ConnectionTracer
@@ -52,9 +52,10 @@ MAX_LINGER_TIME_WAITS = 4
 """Shutting down waits at most this many TIME_WAIT periods, however often FINs restart one."""
 MIN_WINDOW_BYTES = 65535
 """The smallest window a small socket buffer starts connections at: TCP's unscaled maximum."""
-_ISN_SECRET = os.urandom(SECRET_BYTES)
-"""One key per process (RFC 6528's secret), so that successive connections between the same two
-addresses get ISNs that move forward with the clock, whichever endpoint opens them."""
+_ISN_SECRET = host_key()
+"""RFC 6528's key, one per host (``hostkey.py``), so that successive connections between the same
+two addresses get ISNs and timestamps that move forward with the clock, whichever endpoint and
+whichever process opens them."""
 LIVE: weakref.WeakSet[Endpoint] = weakref.WeakSet()
 """Every endpoint whose socket is open, so a dying program can reset its connections."""
 _TIME_WAIT = State.TIME_WAIT
