@@ -209,6 +209,51 @@ async def test_a_stream_reader_gets_large_segments_intact_whatever_it_reads_at_a
     assert readers[0].types == {bytes} if subclass else memoryview in readers[0].types
 
 
+def buffered(reader: asyncio.StreamReader) -> int:
+    """What a StreamReader holds (asyncio has no public way to ask)."""
+    return len(reader._buffer)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("subclass", [False, True], ids=["asyncio's", "subclass"])
+async def test_a_paused_stream_reader_gets_the_rest_of_the_pass_only_if_asyncios(subclass: bool) -> None:
+    """A StreamReader pauses its transport once it buffers twice its limit. asyncio's own
+    StreamReaderProtocol still gets the rest of the pass it paused in (its reader only appends,
+    and a hold would copy the views once more), but nothing of a later pass until it resumes;
+    any other protocol gets nothing more once it paused (it may count on that)."""
+    readers: list[asyncio.StreamReader] = []
+    go = asyncio.Event()
+
+    async def read_later(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await go.wait()
+        writer.close()
+
+    def factory() -> asyncio.StreamReaderProtocol:
+        readers.append(asyncio.StreamReader(limit=1))
+        kind = ReaderProtocol if subclass else asyncio.StreamReaderProtocol
+        return kind(readers[-1], read_later)
+
+    server, port = await serve(factory, "127.0.0.1")
+    async with server:
+        _, writer = await udptcp.open_connection("127.0.0.1", port, **QUICK)
+        await wait(_until(lambda: bool(server.endpoints[0].connections) and bool(readers)))
+        ours = server.endpoints[0].connections[0]
+        segment = os.urandom(60_000)
+        try:
+            ours._deliver([memoryview(segment)] * 6)  # one pass: over MAX_DELIVERY_BYTES, in views
+            assert not ours.is_reading()
+            if subclass:  # bytes up to MAX_DELIVERY_BYTES, one call; the rest waits
+                assert buffered(readers[0]) == 240_000 and ours._held_bytes == 120_000
+            else:
+                assert buffered(readers[0]) == 360_000 and ours._held_bytes == 0
+            ours._deliver([memoryview(segment)])  # the next pass, while still paused
+            assert buffered(readers[0]) == (240_000 if subclass else 360_000)
+            assert ours._held_bytes == (180_000 if subclass else 60_000)
+        finally:
+            go.set()
+            ours.abort()
+            writer.close()
+
+
 async def test_eof_received_returning_false_closes_the_transport() -> None:
     server, port = await serve(Recorder, "127.0.0.1")
     async with server:

@@ -340,13 +340,20 @@ class StreamTransport(asyncio.Transport):
     def _deliver(self, chunks: list[bytes | memoryview]) -> None:
         """In-order data of one pass, handed to the protocol in as few calls as
         ``MAX_DELIVERY_BYTES`` allows; what comes after the protocol paused reading is held (it
-        asked for no more until it resumes)."""
+        asked for no more until it resumes).
+
+        Except for asyncio's own ``StreamReaderProtocol``, which gets the rest of the pass it
+        paused in: its reader only appends to its buffer, so the excess is bounded by one pass
+        (asyncio's transports likewise hand over a whole ``recv`` past the reader's limit), and
+        holding it would copy every octet once more (the chunks are views of the socket's
+        reused buffer) just to hand it over a moment later."""
         start, count = 0, len(chunks)
+        finish_pass = self._takes_views and self._reading
         while start < count:
             protocol = self._protocol
             if protocol is None or self._closing:
                 return
-            if not self._reading:
+            if not self._reading and not finish_pass:
                 for chunk in chunks[start:]:
                     self._hold(bytes(chunk))  # a copy: the datagram's buffer may be reused
                 return
