@@ -12,6 +12,7 @@ from typing import Any, SupportsIndex, TypeVar, cast
 import pytest
 
 import udptcp
+from udptcp.core import State
 from udptcp.server import Server
 from udptcp.transport import MAX_DELIVERY_BYTES, StreamTransport
 
@@ -252,6 +253,25 @@ async def test_a_paused_stream_reader_gets_the_rest_of_the_pass_only_if_asyncios
             go.set()
             ours.abort()
             writer.close()
+
+
+async def test_a_new_state_rearms_the_drivers_timer_for_its_own_deadline() -> None:
+    """The driver keeps an armed timer when the core's next deadline moves later (cheaper than
+    a re-arm for every ACK: the timer fires, finds nothing due and re-arms), but a new state's
+    timers replace the old ones for good: in TIME_WAIT the one timer is 2*MSL's, not the FIN's
+    retransmission timeout, which would wake the connection once for nothing."""
+    peers, factory = recording(Recorder)
+    server, port = await serve(factory, "127.0.0.1", msl_s=0.5)
+    async with server:
+        transport, client = await udptcp.create_connection(Recorder, "127.0.0.1", port, **QUICK)
+        await wait(_until(lambda: bool(peers) and peers[0].transport is not None))
+        ours = cast(StreamTransport, peers[0].transport)
+        ours.close()  # the server closes first: TIME_WAIT stays with it
+        await wait(client.eof.wait())
+        transport.close()
+        await wait(_until(lambda: ours.conn.state is State.TIME_WAIT))
+        assert set(ours.conn.timers.pending()) == {"CLOSE"}
+        assert ours._timer_at == ours.conn.get_timer()
 
 
 async def test_eof_received_returning_false_closes_the_transport() -> None:

@@ -238,6 +238,7 @@ class StreamTransport(asyncio.Transport):
             if self._held is not None and self._reading:
                 self._release_held()
             chunks: list[bytes | memoryview] | None = None  # made only when data arrived
+            state_changed = False
             while (event := conn.next_event()) is not None:
                 if type(event) is DataReceived:
                     if chunks is None:
@@ -248,6 +249,8 @@ class StreamTransport(asyncio.Transport):
                 if chunks:
                     self._deliver(chunks)
                     chunks = None
+                if type(event) is StateChanged:
+                    state_changed = True
                 self._on_event(event)
             if chunks:
                 self._deliver(chunks)
@@ -270,8 +273,13 @@ class StreamTransport(asyncio.Transport):
                 self.tracer.after_pump(self._now, outlet.writing_paused)
             deadline = conn.get_timer()
             timer_at = self._timer_at
-            if deadline != timer_at and (deadline is None or timer_at is None or deadline < timer_at):
-                self._arm_timer(deadline)  # else the timer armed fires first (or none is due)
+            if deadline != timer_at and (
+                deadline is None or timer_at is None or deadline < timer_at or state_changed
+            ):
+                self._arm_timer(deadline, exact=state_changed)
+            # else the timer armed fires first, finds nothing due and re-arms: cheaper than a
+            # re-arm for every ACK that moves the RTO on. A new state is different: its timers
+            # replace the old ones for good (TIME_WAIT's 2*MSL after the FIN's RTO, say).
         finally:
             self._pumping = False
 
@@ -313,14 +321,16 @@ class StreamTransport(asyncio.Transport):
             self._pump_scheduled = True
             self._loop.call_soon(self.pump)
 
-    def _arm_timer(self, deadline: float | None) -> None:
+    def _arm_timer(self, deadline: float | None, exact: bool = False) -> None:
+        """Have ``_on_timer`` run at ``deadline`` (None: never). Unless ``exact``, an earlier
+        timer already armed is kept: the core tells us when it fires what it really needs."""
         if deadline is None:
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = self._timer_at = None
             return
-        if self._timer_at is not None and self._timer_at <= deadline:
-            return  # it fires first; the core tells us then when it really needs us
+        if not exact and self._timer_at is not None and self._timer_at <= deadline:
+            return
         if self._timer is not None:
             self._timer.cancel()
         self._timer_at = deadline
