@@ -371,7 +371,7 @@ def open_udp_socket(
 
 class _ReceiveBuffers(threading.local):
     """Each thread's buffer for one wake-up's datagrams: a loop runs one readiness callback at
-    a time, so all its sockets share one (per socket, 320 KiB would add up over thousands of
+    a time, so all its sockets share one (per socket, 576 KiB would add up over thousands of
     connections), and a thread of its own keeps another loop's reads apart."""
 
     def __init__(self) -> None:
