@@ -15,6 +15,7 @@ import udptcp
 from udptcp.core import State
 from udptcp.server import Server
 from udptcp.transport import MAX_DELIVERY_BYTES, StreamTransport
+from udptcp.udpsocket import RECEIVE_BUFFER_BYTES
 
 QUICK: dict[str, Any] = {"msl_s": 0.05, "rto_min_s": 0.05}
 WAIT_S = 20.0
@@ -253,6 +254,49 @@ async def test_a_paused_stream_reader_gets_the_rest_of_the_pass_only_if_asyncios
             go.set()
             ours.abort()
             writer.close()
+
+
+async def test_a_stream_reader_resuming_after_a_long_pause_is_not_handed_the_window() -> None:
+    """A StreamReader that reads nothing for a while leaves megabytes held in the core. When
+    it reads again, that comes up in pieces it can pause between: its buffer never holds more
+    than twice its limit, one piece (MAX_DELIVERY_BYTES) and one wake-up's read, however much
+    waits (the rest of a pass goes to it only while that is the wake-up's own datagrams)."""
+    size, limit = 3 * 1024 * 1024, 64 * 1024
+    loop = asyncio.get_running_loop()
+    go, got = asyncio.Event(), loop.create_future()
+    readers: list[asyncio.StreamReader] = []
+    peaks: list[int] = []
+
+    async def read_later(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await go.wait()
+        data = bytearray()
+        while piece := await reader.read(limit):
+            data += piece
+            peaks.append(buffered(reader) + len(piece))
+        got.set_result(bytes(data))
+        writer.close()
+
+    def factory() -> asyncio.StreamReaderProtocol:
+        readers.append(asyncio.StreamReader(limit=limit))
+        return asyncio.StreamReaderProtocol(readers[-1], read_later)
+
+    server, port = await serve(factory, "127.0.0.1", recv_buffer_bytes=4 * size)
+    async with server:
+        payload = os.urandom(size)
+        _, writer = await udptcp.open_connection("127.0.0.1", port, **QUICK)
+        writer.write(payload)
+        writer.write_eof()
+        try:
+            await wait(_until(lambda: bool(server.endpoints[0].connections) and bool(readers)))
+            ours = server.endpoints[0].connections[0]
+            await wait(_until(lambda: buffered(readers[0]) + ours.conn.rx.held_bytes == size))
+            assert ours.conn.rx.held_bytes > size // 2  # most of it waits in the core
+        finally:
+            go.set()  # also on failure: the handler must end for the server to close
+        assert await wait(got) == payload
+        assert max(peaks) <= 2 * limit + MAX_DELIVERY_BYTES + RECEIVE_BUFFER_BYTES
+        writer.close()
+        await writer.wait_closed()
 
 
 async def test_a_new_state_rearms_the_drivers_timer_for_its_own_deadline() -> None:

@@ -49,7 +49,8 @@ MAX_DELIVERY_BYTES = 256 * 1024
 much per ``data_received``). In-order data released at once (all a paused reader's window
 held, when it resumes) goes up in pieces, and what follows a piece after which the protocol
 paused reading again waits here: a reader keeps its own limit (asyncio's StreamReader pauses
-at twice its ``limit``) plus at most one piece."""
+at twice its ``limit``) plus at most one piece (and asyncio's own, one wake-up's read: see
+``_deliver``)."""
 _BYTES_LIKE = (bytes, bytearray, memoryview)
 """What ``write`` takes (a tuple: ``isinstance`` checks one faster than a union)."""
 VIEWS_FROM_BYTES = 16 * 1024
@@ -352,18 +353,22 @@ class StreamTransport(asyncio.Transport):
         ``MAX_DELIVERY_BYTES`` allows; what comes after the protocol paused reading is held (it
         asked for no more until it resumes).
 
-        Except for asyncio's own ``StreamReaderProtocol``, which gets the rest of the pass it
-        paused in: its reader only appends to its buffer, so the excess is bounded by one pass
-        (asyncio's transports likewise hand over a whole ``recv`` past the reader's limit), and
-        holding it would copy every octet once more (the chunks are views of the socket's
-        reused buffer) just to hand it over a moment later."""
+        Except for asyncio's own ``StreamReaderProtocol``, which still gets the views of this
+        wake-up's datagrams that follow its pause: its reader only appends to its buffer, so
+        the excess is bounded by one wake-up's read (``RECEIVE_BUFFER_BYTES``; asyncio's
+        transports likewise hand over a whole ``recv`` past the reader's limit), and a hold
+        would copy them once more just to hand them over a moment later. ``bytes`` chunks
+        (what the core held or reassembled, up to a whole window) are held: that costs no
+        copy, and the reader's buffer stays bounded."""
         start, count = 0, len(chunks)
-        finish_pass = self._takes_views and self._reading
+        was_reading = self._reading
         while start < count:
             protocol = self._protocol
             if protocol is None or self._closing:
                 return
-            if not self._reading and not finish_pass:
+            if not self._reading and not (
+                was_reading and self._takes_views and type(chunks[start]) is memoryview
+            ):
                 for chunk in chunks[start:]:
                     self._hold(bytes(chunk))  # a copy: the datagram's buffer may be reused
                 return
