@@ -311,9 +311,9 @@ def test_a_restarted_client_reopens_pairs_the_server_holds_in_time_wait_at_once(
     """A client process reconnects from the local ports of a client process that just ended,
     while the server, which closed first, holds each pair of addresses in TIME_WAIT (3 s). Its
     SYNs carry newer timestamps and sequence numbers than the old connections' (one ISN key per
-    host, ``udptcp/hostkey.py``), so each takes its pair over at once (RFC 6191). With a key per
-    process, about half of them looked older, were answered with an ACK, and waited for the
-    SYN's retransmission (1 s); 8 ports make that certain to show."""
+    user and boot, ``udptcp/hostkey.py``), so each takes its pair over at once (RFC 6191). With
+    a key per process, about half of them looked older and were refused, retransmissions too,
+    until TIME_WAIT ended (3 s here); 8 ports make that certain to show."""
     option = f"timestamps={timestamps}"
     ports = ",".join(str(free_udp_port()) for _ in range(8))
     with program("close_first_server.py", "100", option) as (srv, line):
@@ -331,7 +331,7 @@ def test_a_restarted_client_reopens_pairs_the_server_holds_in_time_wait_at_once(
     assert all(row.startswith(f"conn {n} ") for n, row in enumerate(served, start=1))
     reopened = [float(row.split("open_s=")[1]) for row in runs[1].stdout.splitlines()]
     assert len(reopened) == 8
-    assert max(reopened) < 0.5, reopened
+    assert max(reopened) < 1.0, reopened  # a SYN retransmitted once would take 1 s
 
 
 @pytest.mark.parametrize("how", ["terminated", "killed"])

@@ -30,7 +30,7 @@ from udptcp.core import Connection, State, reset_for_unknown
 from udptcp.core.isn import isn_for
 from udptcp.core.syncookies import CookieGrant
 from udptcp.heap import TRIMMER, tune_process_allocator
-from udptcp.hostkey import host_key
+from udptcp.hostkey import isn_key
 from udptcp.log import get_logger
 from udptcp.trace.attach import destinations, tracer_for
 from udptcp.trace.recorder import ConnectionTracer
@@ -52,10 +52,6 @@ MAX_LINGER_TIME_WAITS = 4
 """Shutting down waits at most this many TIME_WAIT periods, however often FINs restart one."""
 MIN_WINDOW_BYTES = 65535
 """The smallest window a small socket buffer starts connections at: TCP's unscaled maximum."""
-_ISN_SECRET = host_key()
-"""RFC 6528's key, one per host (``hostkey.py``), so that successive connections between the same
-two addresses get ISNs and timestamps that move forward with the clock, whichever endpoint and
-whichever process opens them."""
 LIVE: weakref.WeakSet[Endpoint] = weakref.WeakSet()
 """Every endpoint whose socket is open, so a dying program can reset its connections."""
 _TIME_WAIT = State.TIME_WAIT
@@ -326,7 +322,7 @@ class Endpoint(asyncio.DatagramProtocol):
     ) -> StreamTransport:
         """Actively open a connection to ``peer``; ``protocol`` gets it once established."""
         now = clock()
-        conn = self._new_connection(isn_for(_ISN_SECRET, self.local_addr, peer, now))
+        conn = self._new_connection(isn_for(isn_key(), self.local_addr, peer, now))
         if self.memory_pressure:
             conn.set_memory_pressure(True)
         transport = StreamTransport(self, conn, peer, established=established)
@@ -368,7 +364,7 @@ class Endpoint(asyncio.DatagramProtocol):
         if cookie is not None:
             isn = cookie.isn
         elif isn is None:
-            isn = isn_for(_ISN_SECRET, self.local_addr, peer, now)
+            isn = isn_for(isn_key(), self.local_addr, peer, now)
         conn = self._new_connection(isn)
         if self.memory_pressure:
             conn.set_memory_pressure(True)
