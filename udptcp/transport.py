@@ -366,7 +366,8 @@ class StreamTransport(asyncio.Transport):
             protocol = self._protocol
             if protocol is None or self._closing:
                 return
-            if not self._reading and not (
+            past_pause = not self._reading
+            if past_pause and not (
                 was_reading and self._takes_views and type(chunks[start]) is memoryview
             ):
                 for chunk in chunks[start:]:
@@ -377,7 +378,9 @@ class StreamTransport(asyncio.Transport):
                 start += 1
                 continue
             end, size = start + 1, len(chunks[start])
-            while end < count and size + len(chunks[end]) <= MAX_DELIVERY_BYTES:
+            while end < count and size + len(chunks[end]) <= MAX_DELIVERY_BYTES and (
+                not past_pause or type(chunks[end]) is memoryview  # past it: views only
+            ):
                 size += len(chunks[end])
                 end += 1
             if self._takes_views and size >= VIEWS_FROM_BYTES * (end - start):
