@@ -20,7 +20,7 @@ from aiohttp import web  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "examples"))
 from aiohttp_udptcp import UdptcpConnector, serve  # noqa: E402
-from test_protocols import QUICK, wait  # noqa: E402
+from recorders import QUICK, wait  # noqa: E402
 
 BIG_BYTES = 50 * 1024 * 1024
 CHUNK_BYTES = 1024 * 1024

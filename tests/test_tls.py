@@ -14,7 +14,7 @@ from typing import cast
 import procs
 import pytest
 import trustme
-from test_protocols import HOSTS, QUICK, Recorder, _until, wait
+from recorders import HOSTS, QUICK, Recorder, until, wait
 
 import udptcp
 from udptcp import tls
@@ -130,7 +130,7 @@ async def test_protocol_over_tls_and_the_close_is_close_notify_then_fin(
         assert isinstance(transport.get_extra_info("ssl_object"), ssl.SSLObject)
         assert not transport.can_write_eof()  # TLS 1.3 over asyncio has no half-close
         transport.write(b"over tls")
-        await wait(_until(lambda: bool(peers) and bytes(peers[0].data) == b"over tls"))
+        await wait(until(lambda: bool(peers) and bytes(peers[0].data) == b"over tls"))
         transport.close()
         assert await wait(client.lost) is None
         assert await wait(peers[0].lost) is None
