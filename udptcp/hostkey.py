@@ -69,13 +69,12 @@ def _runtime_dir() -> Path:
     return path
 
 
-def _check_private(path: Path, *, directory: bool) -> os.stat_result:
+def _check_private(path: Path, *, directory: bool) -> None:
     """``path`` is a directory (or a regular file), not a link, owned by us, private to us."""
     info = os.lstat(path)
     kind_ok = stat.S_ISDIR(info.st_mode) if directory else stat.S_ISREG(info.st_mode)
     if not kind_ok or info.st_uid != os.getuid() or info.st_mode & _PRIVATE:
         raise OSError(f"{path} is not a {'directory' if directory else 'file'} of ours alone")
-    return info
 
 
 def _shared_key(path: Path) -> bytes:
