@@ -119,10 +119,13 @@ def syn_sent(config: Config = BASIC) -> Peer:
 
 
 def established(config: Config = BASIC) -> Peer:
-    """Actively opened: we sent SYN (ISS), the peer answered, we acknowledged."""
+    """Actively opened: we sent SYN (ISS), the peer answered, we acknowledged, and the peer
+    has shown it is established too (a bare ACK; without it we would repeat our ACK, see
+    ``Handshake``)."""
     p = syn_sent(config)
     p.send(SYN | ACK, PEER_ISS, ISS + 1)
     p.recv_one()
+    p.send(ACK, PEER_ISS + 1, ISS + 1)
     return p
 
 

@@ -4,6 +4,10 @@ retransmissions included."""
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Callable
+
+import pytest
 from peer import ACK, PEER_ISS, SYN, Peer, listen
 from sim import Sim
 
@@ -69,3 +73,65 @@ def test_a_lost_syn_ack_under_the_limit_is_still_resent() -> None:
     sim.connect()
     sim.run(lambda: sim.client.established and sim.server.established, max_time=30)
     assert sim.server.conn.stats.amplification_limited == 0
+
+
+def _client_bare_acks(sim: Sim) -> list[float]:
+    """When the client sent an ACK with no SYN, data or FIN (its handshake's third segment,
+    or a repetition of it)."""
+    return [t for t, name, seg in sim.wire
+            if name == "client" and seg.flags == ACK and not seg.payload]
+
+
+def _drop_client_bare_acks(count: int) -> Callable[[str, Segment], bool]:
+    """An ``intercept`` that loses the client's first ``count`` bare ACKs."""
+    left = [count]
+
+    def intercept(name: str, seg: Segment) -> bool:
+        if name == "client" and seg.flags == ACK and not seg.payload and left[0]:
+            left[0] -= 1
+            return True
+        return False
+    return intercept
+
+
+def test_a_client_whose_acks_are_lost_repeats_its_ack_until_the_server_speaks() -> None:
+    """The server speaks first (a banner) and its SYN-ACK retries are spent by the limit: the
+    client's ACK, lost eight times (each answer to the three SYN-ACKs the budget allows, and
+    five repetitions), is repeated on the client's handshake timer until one arrives, and the
+    connection opens on both sides."""
+    sim = Sim(Config(), up=Impairment(delay_s=0.01), down=Impairment(delay_s=0.01))
+    sim.server.to_send = b"220 hello\r\n"
+    sim.intercept = _drop_client_bare_acks(8)
+    sim.connect()
+    sim.run(lambda: bytes(sim.client.received) == b"220 hello\r\n", max_time=30)
+    assert sim.server.conn.stats.amplification_limited > 0  # the limit did hold SYN-ACKs back
+    assert sim.server.established and not sim.server.failed
+    assert "HANDSHAKE" not in sim.client.conn.timers.pending()  # heard the server: done
+
+
+def test_the_ack_is_repeated_backed_off_and_at_most_syn_retries_times() -> None:
+    """Neither side speaks: the client cannot tell that its ACK arrived, so it repeats it,
+    waiting twice as long each time, ``syn_retries`` times, then stops."""
+    sim = Sim(Config(syn_retries=4), up=Impairment(delay_s=0.01), down=Impairment(delay_s=0.01))
+    sim.connect()
+    sim.run(lambda: sim.client.established and sim.server.established, max_time=5)
+    sim.run_for(300.0)
+    acks = _client_bare_acks(sim)
+    assert len(acks) == 1 + 4
+    gaps = [b - a for a, b in itertools.pairwise(acks[1:])]  # between the repetitions
+    assert all(later == pytest.approx(2 * earlier) for earlier, later in itertools.pairwise(gaps))
+    assert sim.client.conn.get_timer() is None and sim.server.conn.get_timer() is None
+    assert sim.client.conn.state is State.ESTABLISHED is sim.server.conn.state
+
+
+@pytest.mark.parametrize("who", ["server", "client"])
+def test_no_ack_is_repeated_once_data_flows(who: str) -> None:
+    """The common cases cost nothing: the server's first segment, or the client's own data
+    (retransmitted until acknowledged, and carrying the ACK), ends the repetitions."""
+    sim = Sim(Config(), up=Impairment(delay_s=0.01), down=Impairment(delay_s=0.01))
+    (sim.server if who == "server" else sim.client).to_send = b"first words"
+    sim.connect()
+    sim.run(lambda: b"first words" in (sim.client.received + sim.server.received), max_time=5)
+    assert "HANDSHAKE" not in sim.client.conn.timers.pending()
+    sim.run_for(60.0)
+    assert len(_client_bare_acks(sim)) <= 1 + (who == "server")  # the third segment; the ACK of the data

@@ -123,6 +123,20 @@ def test_fin_retransmission_when_relay_drops_first_two_fins() -> None:
         assert summary.count("dropped_flag=2") == 2, summary
 
 
+def test_a_client_that_gives_up_on_its_fin_resets_the_server_through_a_challenge_ack() -> None:
+    """The relay loses every FIN of the client, which gives up and resets at SND.NXT, one past
+    the FIN the server never got. The server (RFC 5961 3.2) challenges that RST with an ACK;
+    the client's endpoint, kept after the connection ended, answers it with a RST at exactly
+    the server's RCV.NXT, and the server's connection ends instead of waiting for ever."""
+    with server(["listen", "0"], stdin=subprocess.PIPE, first_line_on_stderr=True) as (srv, host, port), \
+            relay(port, "--up", "drop-flags=FIN:1000") as (_, front), \
+            program("give_up_on_fin.py", host, str(front)) as (_, first):
+        assert first == "failed: TimeoutError"
+        out, err = srv.communicate(timeout=15)
+    assert out == "hello\n"
+    assert srv.returncode != 0 and "reset" in err, err
+
+
 def test_time_wait_reacknowledges_fin_when_last_ack_is_lost() -> None:
     """The active closer's last ACK is lost: the passive closer retransmits its FIN, the active
     closer (in TIME_WAIT) acknowledges it again, and the passive closer closes through that ACK."""

@@ -288,3 +288,23 @@ def test_checks_catch_a_wrong_table(monkeypatch: pytest.MonkeyPatch) -> None:
     p = close_wait()
     assert edge_missed(right, lambda: p)
     assert edges_outside(taken(p), EXPECTED) == {wrong}
+
+
+PEER_LEFT_OPEN: frozenset[Edge] = frozenset(
+    {(old, cause, S.CLOSED)
+     for old in (S.ESTABLISHED, S.FIN_WAIT_1, S.FIN_WAIT_2, S.CLOSE_WAIT, S.CLOSING, S.LAST_ACK)
+     for cause in (C.ABORT, C.RETRIES_EXHAUSTED, C.USER_TIMEOUT)}
+    | {(S.FIN_WAIT_1, C.RCV_DATA_AFTER_CLOSE, S.CLOSED), (S.FIN_WAIT_2, C.RCV_DATA_AFTER_CLOSE, S.CLOSED),
+       (S.FIN_WAIT_2, C.FIN_WAIT_2_TIMEOUT, S.CLOSED)}
+)
+"""Ends after which the peer may still believe the connection open: we reset it from a
+synchronized state (it may challenge the RST), or gave up waiting for its FIN. Not its own
+RST, not the closing handshake, not a TIME_WAIT (the peer has closed), not a half-open one."""
+
+
+def test_the_ends_that_may_leave_the_peer_open_are_flagged_for_the_driver() -> None:
+    flagged = set()
+    for (old, cause, new), drive in SCENARIOS:
+        if new is S.CLOSED and drive().conn.peer_may_be_open:
+            flagged.add((old, cause, new))
+    assert flagged == PEER_LEFT_OPEN

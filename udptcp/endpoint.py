@@ -313,7 +313,15 @@ class Endpoint(asyncio.DatagramProtocol):
         listener = self.listener
         if self.auto_close and not self._by_peer and (listener is None or not listener.accepting):
             transport.send_due()  # its last segment (a RST after exhausted retries, say)
-            self.close()
+            if listener is None and transport.conn.peer_may_be_open:
+                # A client's endpoint, whose peer may not have taken that RST (RFC 5961
+                # accepts one only at exactly its RCV.NXT) or may not know yet (a FIN_WAIT_2
+                # timeout). As a kernel answers a closed port, what the peer sends next (its
+                # challenge ACK, say) is answered with a RST (``_from_stranger``), for as long
+                # as TIME_WAIT would hold the port; a program that ends does not wait for it.
+                self.loop.call_later(self.config.time_wait_s, self.close)
+            else:
+                self.close()
 
     # -- opening connections ---------------------------------------------------------------
 

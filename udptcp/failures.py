@@ -45,6 +45,7 @@ def failure(
         )
     if eof_received:
         return BrokenPipeError(
-            f"connection to {where} broken: the peer closed it, then reset it when data arrived"
+            f"connection to {where} broken: the peer closed its side, then reset the "
+            "connection (it was done with it: what we sent after its close may not have been read)"
         )
     return ConnectionResetError(f"connection reset by peer {where}")

@@ -81,6 +81,7 @@ from udptcp.core.state import (
     USER_TIMEOUT_STATES,
     Cause,
     State,
+    leaves_peer_open,
     next_state,
 )
 from udptcp.core.stats import ConnectionStats
@@ -122,6 +123,10 @@ class Connection:
         self._unproven_received = 0
         self._unproven_sent = 0
         self._receive_queue_bytes: int | None = None
+        self.peer_may_be_open = False
+        """The connection ended (CLOSED) in a way that may leave the peer believing it open
+        (``state.leaves_peer_open``): its driver should answer what the peer sends next with a
+        RST for a while, as a kernel answers a closed port."""
         self._start(isn)
 
     def _start(self, isn: int) -> None:
@@ -209,6 +214,8 @@ class Connection:
         if out.probe_done:
             self._probe_due = False
         if out.new_data_sent:
+            if self.handshake.unconfirmed:
+                self.handshake.confirmed()  # our data completes the server's handshake now
             self.recovery.on_sent(now)
             self.liveness.data_sent(now)
             self.rx.quick_acks = 0  # our data carries the ACKs now (Linux's pingpong mode)
@@ -376,6 +383,9 @@ class Connection:
                 self._apply(cause)
             return
         if timers.fire(Timer.HANDSHAKE, now):
+            if self.handshake.unconfirmed:
+                self.handshake.confirm_again(now)
+                return
             if self.handshake.retry():
                 return
             if self._passive:  # a half-open connection no application waits for: back to LISTEN
@@ -439,6 +449,8 @@ class Connection:
         if ts is not None and not self.neg.timestamps and self._state not in AWAITING_SYN:
             ts = None  # not agreed: the option means nothing here (RFC 7323 3.2)
         state = self._state
+        if self.handshake.unconfirmed and not flags & (SYN | RST):
+            self.handshake.confirmed()  # the server is established: it speaks
         if state is ESTABLISHED and opts is None and (
             self.fast.take(flags, seq, ack, wnd, payload, ts, now, self._app_closed)
         ):
@@ -656,6 +668,7 @@ class Connection:
             self.timers.arm(Timer.CLOSE, self._now + self.config.time_wait_s)
         elif new is CLOSED or (new is LISTEN and old is SYN_RCVD):
             self._stop_timers()
+            self.peer_may_be_open = new is CLOSED and leaves_peer_open(old, cause)
             self._events.append(ConnectionTerminated())
             if new is LISTEN:
                 # Back in LISTEN: start over as a fresh listener, with a new ISN further along.

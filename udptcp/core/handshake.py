@@ -6,6 +6,18 @@ timer (``Timer.HANDSHAKE``, backed off per retransmission, RFC 6298 5.7) and lea
 ISN, window, MSS and options into the parts of the connection it was given. It never changes
 the connection's state: each method returns the input it recognised (a :class:`Cause`), and
 the connection asks the state machine what that means.
+
+An active open is not over when our side is established. Only our bare ACK of the SYN-ACK
+tells the server so, and the server may not resend its SYN-ACK to ask again: until the
+handshake proves our address it sends at most three times what it received from us (the
+anti-amplification limit, ``Connection._within_amplification_limit``), which a SYN buys for
+two retransmissions. Should our ACK be lost that often, a server that waits for us and a
+client that waits for the server (a protocol where the server speaks first) would each wait
+for ever, and the server would give up on a connection its client believes established. So,
+as a QUIC client keeps sending until its address is validated (RFC 9002 6.2.2.1), we repeat
+the ACK on the handshake timer, backed off, until the server shows it is established (any
+segment of it but a SYN or RST), or our own data or FIN takes over (they are retransmitted
+until acknowledged, and each carries the ACK), or ``syn_retries`` repetitions are spent.
 """
 
 from __future__ import annotations
@@ -34,7 +46,7 @@ class Handshake:
     """One connection's opening: what to send, when to resend it, and what the answer says."""
 
     __slots__ = ("_cc", "_config", "_neg", "_out", "_pacer", "_recovery", "_rtt", "_rx",
-                 "_timers", "_tx", "due", "sent_at", "tries")
+                 "_timers", "_tx", "due", "sent_at", "tries", "unconfirmed")
 
     def __init__(
         self, config: Config, timers: Timers, neg: Negotiated, tx: Sender, rx: Receiver,
@@ -57,6 +69,9 @@ class Handshake:
         self.sent_at: float | None = 0.0
         """When it first went out (the handshake's RTT sample, if it needed no retransmission);
         None when nobody knows (a SYN cookie's SYN-ACK, without timestamps)."""
+        self.unconfirmed = False
+        """Our active open is established, but the server has not shown that it is: our ACK of
+        its SYN-ACK is repeated on ``Timer.HANDSHAKE`` (see the module's docstring)."""
 
     def sent(self, now: float) -> None:
         """Our SYN or SYN-ACK went out: wait one RTO for its answer."""
@@ -73,6 +88,22 @@ class Handshake:
         self._rtt.on_timeout()
         self.due = True
         return True
+
+    def confirm_again(self, now: float) -> None:
+        """The handshake timer ran out on an unconfirmed active open: acknowledge the SYN-ACK
+        again, and wait twice as long for the next time, unless our data or FIN has gone out
+        (it completes the server's handshake itself) or the repetitions are spent."""
+        if self._tx.nxt != self._tx.iss + 1 or self.tries >= self._config.syn_retries:
+            self.unconfirmed = False
+            return
+        self.tries += 1
+        self._rx.ack_now = True
+        self._timers.arm(Timer.HANDSHAKE, now + self._rtt.rto_s * (1 << self.tries))
+
+    def confirmed(self) -> None:
+        """The server showed that it is established, or our data took over: stop repeating."""
+        self.unconfirmed = False
+        self._timers.cancel(Timer.HANDSHAKE)
 
     # -- segments ---------------------------------------------------------------------------
 
@@ -119,6 +150,9 @@ class Handshake:
         tx.wl2 = tx.una
         self._completed(now)
         self._rx.ack_now = True
+        self.unconfirmed = True
+        self.tries = 0
+        self._timers.arm(Timer.HANDSHAKE, now + self._rtt.rto_s)
         return RCV_SYN_ACK
 
     def on_cookie(self, grant: CookieGrant, now: float) -> None:

@@ -198,6 +198,21 @@ def next_state(state: State, cause: Cause, *, passive: bool) -> State | None:
     return TRANSITIONS.get((state, cause))
 
 
+LEAVE_PEER_OPEN: Final = frozenset({
+    C.ABORT, C.RETRIES_EXHAUSTED, C.USER_TIMEOUT, C.RCV_DATA_AFTER_CLOSE, C.FIN_WAIT_2_TIMEOUT,
+})
+"""Inputs that end a synchronized connection while its peer may still believe it open. The
+peer learns by our RST, which it accepts only at exactly its RCV.NXT (RFC 5961 3.2): otherwise
+it sends a challenge ACK, and learns from the RST that answers it (RFC 9293 3.10.7.1). After
+a FIN_WAIT_2 timeout it learns only from the RST that answers its next segment."""
+
+
+def leaves_peer_open(old: State, cause: Cause) -> bool:
+    """Whether ending a connection in ``old`` by ``cause`` may leave its peer believing it open,
+    so that what the peer sends next should still be answered with a RST for a while."""
+    return cause in LEAVE_PEER_OPEN and old in SYNCHRONIZED and old is not S.TIME_WAIT
+
+
 # -- the named sets of states ----------------------------------------------------------------
 
 AWAITING_SYN: Final = frozenset({S.LISTEN, S.SYN_SENT})

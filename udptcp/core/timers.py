@@ -20,7 +20,8 @@ class Timer:
     """
 
     HANDSHAKE: Final = 0
-    """Retransmit our SYN or SYN-ACK (RFC 6298 5.7's initial RTO, doubled each time)."""
+    """Retransmit our SYN or SYN-ACK (RFC 6298 5.7's initial RTO, doubled each time), or repeat
+    the ACK of an active open the server has not yet shown it received (``Handshake``)."""
     RTO: Final = 1
     """The retransmission timeout (RFC 6298)."""
     PROBE: Final = 2
