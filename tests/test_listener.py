@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 import udptcp
-from udptcp.wire import Flags, Segment
+from udptcp.wire import Flags, Segment, encode_datagram
 
 QUICK: dict[str, Any] = {"msl_s": 0.05, "rto_min_s": 0.05}
 WAIT_S = 20.0
@@ -106,3 +106,24 @@ async def test_a_stranger_ack_with_a_forged_cookie_is_dropped_and_opens_nothing(
         finally:
             for flooder in flooders:
                 flooder.close()
+
+
+async def test_syns_whose_options_are_malformed_are_dropped_and_counted_and_keep_no_state() -> None:
+    """The endpoint reads only a stranger's header before handing its SYN to the listener:
+    the options are checked there too, or each such SYN would leave a connection in LISTEN
+    that no backlog counts and no timer ends."""
+    bad_sack_option = bytes([5, 3, 0, 1])  # SACK with a length of 3: no such option
+    async with await udptcp.start_server(echo, "127.0.0.1", 0, **QUICK) as server:
+        port = server.sockets[0].getsockname()[1]
+        endpoint = server.endpoints[0]
+        senders = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(20)]
+        try:
+            for n, sender in enumerate(senders):
+                sender.sendto(encode_datagram(Flags.SYN, n, 0, 65535, options=bad_sack_option),
+                              ("127.0.0.1", port))
+            assert await until(lambda: endpoint.counters.dropped_malformed == len(senders))
+            assert endpoint.connections == []
+            assert await echo_once(port, b"still serving") == b"still serving"
+        finally:
+            for sender in senders:
+                sender.close()

@@ -7,8 +7,9 @@ kernel lacks them the tests of the offloads skip and the plain path is tested in
 from __future__ import annotations
 
 import asyncio
+import gc
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -24,6 +25,7 @@ from udptcp.udpsocket import (
     MAX_DATAGRAMS_PER_WAKEUP,
     MAX_UDP_PAYLOAD_BYTES,
     UdpSocket,
+    _receive_buffer,
     enable_gro,
     receive_capacity_bytes,
     supports_gso,
@@ -326,3 +328,60 @@ async def test_a_datagram_over_the_interface_mtu_is_reported_not_fragmented() ->
     assert received.batches == [[b"after"]]
     udp.close()
     receiver.close()
+
+
+class ErrorSink(Sink):
+    """A Sink that expects ICMP errors, and counts them."""
+
+    def __init__(self) -> None:
+        super().__init__(0)
+        self.errors = 0
+
+    def error_received(self, exc: Exception) -> None:
+        self.errors += 1
+
+
+async def test_a_socket_error_leaves_the_receive_buffer_free_for_the_next_wake_up() -> None:
+    """Each ICMP error a connected socket reads is reported without the frame that read it: a
+    traceback would keep a view of the receive buffer, pinned until a collection, and every
+    following wake-up would read into a new 576 KiB buffer."""
+    dead = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    dead.bind(("127.0.0.1", 0))
+    port = dead.getsockname()[1]
+    dead.close()  # nothing listens there now: each datagram draws port unreachable
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setblocking(False)
+    sock.connect(("127.0.0.1", port))
+    sink = ErrorSink()
+    udp = UdpSocket(asyncio.get_running_loop(), sock, sink)
+    gc.disable()  # a reference cycle must not be what frees the buffer
+    try:
+        buffers = set()
+        for _ in range(MAX_SENDS):  # a send may take the error itself (uvloop): try again
+            errors = sink.errors
+            udp.send_batch([b"x"], None)
+            if await _until(lambda: sink.errors > errors, ERROR_WAIT_S):  # noqa: B023 - at once
+                buffers.add(id(_receive_buffer()))
+            if sink.errors >= ERRORS:
+                break
+        assert sink.errors >= ERRORS
+        assert len(buffers) == 1
+    finally:
+        gc.enable()
+        udp.close()
+
+
+ERRORS = 5
+MAX_SENDS = 50
+ERROR_WAIT_S = 0.5
+"""How long one send's ICMP error is waited for (it comes back in well under a millisecond)."""
+
+
+async def _until(condition: Callable[[], bool], timeout_s: float) -> bool:
+    """Poll ``condition`` (an ICMP error notifies nobody else) until it holds or time is up."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not condition():
+        if asyncio.get_running_loop().time() > deadline:
+            return False
+        await asyncio.sleep(0.001)
+    return True

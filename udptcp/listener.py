@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from udptcp.core import State, syncookies
 from udptcp.core.isn import SECRET_BYTES
 from udptcp.transport import Address, StreamTransport, clock
-from udptcp.wire import MalformedSegment, decode_segment
+from udptcp.wire import MalformedSegment, Options, decode_segment
 
 if TYPE_CHECKING:
     from udptcp.endpoint import Endpoint
@@ -58,27 +58,36 @@ class Listener:
         return len(self._queue) >= self._backlog
 
     def on_syn(self, syn: bytes | memoryview, peer: Address) -> None:
-        """A SYN from a new peer: a half-open connection if there is room, else a SYN cookie."""
+        """A SYN from a new peer: a half-open connection if there is room, else a SYN cookie.
+
+        The whole segment is checked first, options included: a SYN the connection would
+        drop (and stay in LISTEN, outside the backlog's count) must cost no state."""
         counters = self._endpoint.counters
         if self.queue_full:
             counters.syns_dropped_backlog += 1  # the client will retry
             return
-        if len(self._half_open) >= self._backlog:
-            self._send_cookie(syn, peer)
-            return
-        isn, self.next_isn = self.next_isn, None
-        transport = self._endpoint.open_passive(peer, syn, isn)
-        if transport is not None and transport.conn.state is State.SYN_RCVD:
-            self._half_open[transport] = None
-
-    def _send_cookie(self, syn: bytes | memoryview, peer: Address) -> None:
-        endpoint = self._endpoint
-        config = endpoint.config
         try:
             _flags, seq, _ack, _wnd, _payload, ts, opts = decode_segment(syn)
         except MalformedSegment:
-            endpoint.counters.dropped_malformed += 1
+            counters.dropped_malformed += 1
             return
+        if len(self._half_open) >= self._backlog:
+            self._send_cookie(peer, seq, ts, opts)
+            return
+        isn, self.next_isn = self.next_isn, None
+        transport = self._endpoint.open_passive(peer, syn, isn)
+        if transport is None:
+            return
+        if transport.conn.state is State.SYN_RCVD:
+            self._half_open[transport] = None
+        elif transport.conn.state is State.LISTEN:
+            transport.abort()  # the core dropped the SYN after all: nothing may stay behind
+
+    def _send_cookie(
+        self, peer: Address, seq: int, ts: tuple[int, int] | None, opts: Options | None
+    ) -> None:
+        endpoint = self._endpoint
+        config = endpoint.config
         now = clock()
         answer = syncookies.syn_ack(
             self._secret, endpoint.local_addr, peer, seq, opts, ts[0] if ts is not None else None,

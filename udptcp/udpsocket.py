@@ -215,7 +215,10 @@ class UdpSocket:
         except (BlockingIOError, InterruptedError):
             pass
         except OSError as exc:
-            error = exc
+            # Without its traceback: that holds this frame, whose locals hold the error (a
+            # cycle) and a view of the receive buffer, which would stay pinned until the next
+            # collection (and the next wake-up read into a new 576 KiB buffer).
+            error = exc.with_traceback(None)
         if batch:
             self._sink.datagrams_received(batch)
         if error is not None and not self._closing:
