@@ -12,6 +12,7 @@ import pytest
 
 from udptcp.core.checks import (
     CHALLENGE_ACKS_PER_S,
+    OUT_OF_WINDOW_ACK_INTERVAL_S,
     PAWS_IDLE_S,
     TS_TICK_S,
     ChallengeAcks,
@@ -440,3 +441,26 @@ def test_challenge_ack_budget_is_per_connection() -> None:
         sent_one(acks, rx, 1.0)
     assert not sent_one(acks, rx, 1.0)
     assert sent_one(other, other_rx, 1.0)
+
+
+def answered_out_of_window(acks: ChallengeAcks, rx: Receiver, now_s: float) -> bool:
+    """Report one out-of-window pure ACK; True if it is to be answered."""
+    rx.ack_now = False
+    acks.answer_out_of_window(now_s)
+    return rx.ack_now
+
+
+def test_out_of_window_pure_acks_are_answered_once_per_interval() -> None:
+    acks, rx, stats = challenges()
+    start = 7.0
+    assert answered_out_of_window(acks, rx, start)
+    assert not answered_out_of_window(acks, rx, start + OUT_OF_WINDOW_ACK_INTERVAL_S / 2)
+    assert answered_out_of_window(acks, rx, start + OUT_OF_WINDOW_ACK_INTERVAL_S)
+    assert stats.acks_rate_limited == 1
+
+
+def test_a_challenge_ack_past_the_rate_is_counted_as_limited() -> None:
+    acks, rx, stats = challenges()
+    for _ in range(CHALLENGE_ACKS_PER_S + 3):
+        sent_one(acks, rx, 2.0)
+    assert stats.acks_rate_limited == 3

@@ -174,3 +174,28 @@ def test_a_refused_data_size_shrinks_to_what_the_interface_takes() -> None:
     mtu.datagram_bytes = 8952
     assert mtu.on_too_big(8952, 0.0)
     assert BASE_DATAGRAM_BYTES <= mtu.datagram_bytes < 8952
+
+
+def test_a_probe_ack_counts_only_in_the_window_and_only_for_its_probe() -> None:
+    """A forged probe ACK must not raise the size (a sender that believed it would send
+    datagrams the path drops): one outside the window, or with another identifier, is
+    ignored. Identifiers start from the ISN, unknown off the path: not at 1."""
+    sim = Sim(Config(), up=path(), down=path(), interface_mtu_bytes=LOOPBACK_DATAGRAM_BYTES)
+    sim.intercept = lambda name, seg: name == "client" and seg.mtu_probe is not None  # all lost
+    sim.client.to_send = bytes(SIZE_BYTES)
+    sim.connect()
+    sim.run(lambda: bool(probes(sim)), max_time=10)
+    client, server = sim.client.conn, sim.server.conn
+    probe_id = probes(sim)[-1].mtu_probe
+    assert probe_id is not None and probe_id != 1
+    before = client.pmtu.datagram_bytes
+
+    def probe_ack(seq: int, probe: int) -> bytes:
+        return Segment(flags=ACK, seq=seq & 0xFFFFFFFF, ack=client.tx.una & 0xFFFFFFFF,
+                       window=65535, mtu_probe_ack=probe).encode()
+
+    sim.inject(sim.client, probe_ack(server.tx.nxt + 2**31, probe_id))  # far outside the window
+    sim.inject(sim.client, probe_ack(server.tx.nxt, probe_id + 1))  # not the probe's identifier
+    assert client.pmtu.datagram_bytes == before
+    sim.inject(sim.client, probe_ack(server.tx.nxt, probe_id))  # the real answer, in the window
+    assert client.pmtu.datagram_bytes > before

@@ -43,7 +43,9 @@ class AckHandler:
         tx = self._tx
         ack = unwrap(ack32, tx.una)
         if ack > tx.nxt:
-            self._rx.ack_now = True  # it acknowledges something not yet sent
+            # It acknowledges something never sent: RFC 5961 5.2's challenge ACK, rate limited
+            # (a peer whose RCV.NXT a forged segment moved would loop with us otherwise).
+            self._challenges.send(now)
             return False
         if ack < tx.una - tx.max_wnd:
             self._challenges.send(now)  # RFC 5961 5.2: far too old to be real

@@ -24,6 +24,10 @@ TS_TICK_S: Final = 1e-6
 """Our timestamp clock's resolution."""
 CHALLENGE_ACKS_PER_S: Final = 10
 """RFC 5961 7: challenge ACKs are rate limited, per connection here."""
+OUT_OF_WINDOW_ACK_INTERVAL_S: Final = 0.5
+"""At most one ACK per this interval answers pure ACKs outside the window (Linux's
+``tcp_invalid_ratelimit``): two sides that disagree on the sequence numbers (a segment forged
+at exactly RCV.NXT, say) would otherwise answer each other's ACKs without end."""
 
 
 def reset_for_unknown(data: bytes | bytearray | memoryview) -> bytes | None:
@@ -121,19 +125,32 @@ def rtt_sample(out: AckOutcome, echo_age_s: float | None, now: float) -> float |
 
 
 class ChallengeAcks:
-    """RFC 5961's challenge ACKs, at most ``CHALLENGE_ACKS_PER_S`` in each second of ``now``.
+    """RFC 5961's challenge ACKs, at most ``CHALLENGE_ACKS_PER_S`` in each second of ``now``,
+    and the answers to out-of-window pure ACKs, at most one per ``OUT_OF_WINDOW_ACK_INTERVAL_S``.
 
     A segment that could be a blind attack (a RST or SYN inside the window, an ACK far too
-    old) is answered by an ACK rather than acted on; the peer, if real, corrects itself.
+    old, an ACK of data never sent) is answered by an ACK rather than acted on; the peer, if
+    real, corrects itself. The rates bound what a forged segment can set off.
     """
 
-    __slots__ = ("_rx", "_second", "_sent", "_stats")
+    __slots__ = ("_out_of_window_at", "_rx", "_second", "_sent", "_stats")
 
     def __init__(self, rx: Receiver, stats: ConnectionStats) -> None:
         self._rx = rx
         self._stats = stats
         self._second = -1
         self._sent = 0
+        self._out_of_window_at = -OUT_OF_WINDOW_ACK_INTERVAL_S
+
+    def answer_out_of_window(self, now: float) -> None:
+        """A pure ACK arrived outside the window: acknowledge, at most once per
+        ``OUT_OF_WINDOW_ACK_INTERVAL_S`` (a segment with data or a FIN is answered always: its
+        sender retransmits until it hears, as Linux's ``tcp_oow_rate_limited`` has it)."""
+        if now - self._out_of_window_at >= OUT_OF_WINDOW_ACK_INTERVAL_S:
+            self._out_of_window_at = now
+            self._rx.ack_now = True
+        else:
+            self._stats.acks_rate_limited += 1
 
     def send(self, now: float) -> None:
         """Acknowledge now, unless this second's challenge ACKs are spent."""
@@ -145,3 +162,5 @@ class ChallengeAcks:
             self._sent += 1
             self._stats.challenge_acks += 1
             self._rx.ack_now = True
+        else:
+            self._stats.acks_rate_limited += 1

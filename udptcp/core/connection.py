@@ -508,13 +508,11 @@ class Connection:
             stats.paws_rejected += 1
             rx.ack_now = True
             return
-        if opts is not None and (opts.mtu_probe is not None or opts.mtu_probe_ack is not None):
-            if opts.mtu_probe is not None:  # its payload is padding, not data: answer, and drop
-                if in_window(rx, ACK, seq, 0):
-                    self.out.queue_mtu_probe_ack(opts.mtu_probe)
-                return
-            if self.neg.mtu_probes and self.pmtu.on_probe_acked(opts.mtu_probe_ack or 0, now):
-                self.pmtu.resize(resend=False)
+        if opts is not None and opts.mtu_probe is not None:
+            # Its payload is padding, not data: answer, and drop.
+            if in_window(rx, ACK, seq, 0):
+                self.out.queue_mtu_probe_ack(opts.mtu_probe)
+            return
         if state is TIME_WAIT and flags & FIN and not flags & (RST | SYN) and (
             seq + len(payload) + 1 == rx.rcv_nxt
         ):
@@ -524,7 +522,12 @@ class Connection:
             return
         if not in_window(rx, flags, seq, len(payload)):
             if not flags & RST:
-                rx.ack_now = True
+                if payload or flags & FIN or seq == rx.rcv_nxt - 1:
+                    rx.ack_now = True  # data, a FIN, or a probe (keepalive, zero window)
+                elif flags & SYN:
+                    self._challenges.send(now)  # RFC 5961 4.2
+                else:
+                    self._challenges.answer_out_of_window(now)
                 end = seq + len(payload)
                 if payload and end <= rx.rcv_nxt:
                     rx.dsack = (seq, end)  # all of it arrived before: tell the sender (RFC 2883)
@@ -537,6 +540,10 @@ class Connection:
         if flags & RST:
             self._on_rst(seq)
             return
+        if opts is not None and opts.mtu_probe_ack is not None and self.neg.mtu_probes and (
+            self.pmtu.on_probe_acked(opts.mtu_probe_ack, now)  # only once in the window
+        ):
+            self.pmtu.resize(resend=False)
         if flags & SYN:
             if state is SYN_RCVD and self._passive:
                 self._apply(RCV_SYN)

@@ -82,7 +82,9 @@ class PathMtu:
         """The identifier of the last probe sent (0 before the first)."""
         self.probes_sent = 0
         """Transmissions of the current probe size."""
-        self._next_id = 1
+        self._next_id = neg.ts_offset % 0xFFFFFFFF + 1
+        """Identifiers count up from our ISN, which no one off the path knows (a keyed hash):
+        a forged probe ACK must guess one, as well as a sequence number in our window."""
 
     @property
     def searching(self) -> bool:

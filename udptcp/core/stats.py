@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Final
 
 COUNTER_NAMES: Final = (
+    "acks_rate_limited",
     "amplification_limited",
     "bytes_received",
     "bytes_sent",
@@ -36,6 +37,9 @@ class ConnectionStats:
     __slots__ = COUNTER_NAMES
 
     def __init__(self) -> None:
+        self.acks_rate_limited = 0
+        """ACKs not sent in answer to segments that may be attacks or an ACK loop: challenge
+        ACKs past RFC 5961's rate, answers to out-of-window pure ACKs within 0.5 s."""
         self.amplification_limited = 0
         """Datagrams not sent to a peer whose address is not proven yet (RFC 9000 8.1)."""
         self.bytes_received = 0
