@@ -405,10 +405,14 @@ def challenges() -> tuple[ChallengeAcks, Receiver, ConnectionStats]:
     return ChallengeAcks(rx, stats), rx, stats
 
 
-def sent_one(acks: ChallengeAcks, rx: Receiver, now_s: float) -> bool:
-    """Ask for one challenge ACK; True if it was granted."""
+def sent_one(acks: ChallengeAcks, rx: Receiver, now_s: float, *, out_of_window: bool = False) -> bool:
+    """Ask for one challenge ACK (or the answer to an out-of-window pure ACK); True if it was
+    granted."""
     rx.ack_now = False
-    acks.send(now_s)
+    if out_of_window:
+        acks.answer_out_of_window(now_s)
+    else:
+        acks.send(now_s)
     return rx.ack_now
 
 
@@ -443,19 +447,12 @@ def test_challenge_ack_budget_is_per_connection() -> None:
     assert sent_one(other, other_rx, 1.0)
 
 
-def answered_out_of_window(acks: ChallengeAcks, rx: Receiver, now_s: float) -> bool:
-    """Report one out-of-window pure ACK; True if it is to be answered."""
-    rx.ack_now = False
-    acks.answer_out_of_window(now_s)
-    return rx.ack_now
-
-
 def test_out_of_window_pure_acks_are_answered_once_per_interval() -> None:
     acks, rx, stats = challenges()
     start = 7.0
-    assert answered_out_of_window(acks, rx, start)
-    assert not answered_out_of_window(acks, rx, start + OUT_OF_WINDOW_ACK_INTERVAL_S / 2)
-    assert answered_out_of_window(acks, rx, start + OUT_OF_WINDOW_ACK_INTERVAL_S)
+    assert sent_one(acks, rx, start, out_of_window=True)
+    assert not sent_one(acks, rx, start + OUT_OF_WINDOW_ACK_INTERVAL_S / 2, out_of_window=True)
+    assert sent_one(acks, rx, start + OUT_OF_WINDOW_ACK_INTERVAL_S, out_of_window=True)
     assert stats.acks_rate_limited == 1
 
 
