@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 BOTH_LOOPS = {
     "test_streams.py", "test_udpsocket.py", "test_reuse_port.py", "test_tunnel_relay.py",
     "test_trace_streams.py", "test_listener.py", "test_protocols.py", "test_reading.py", "test_tls.py",
-    "test_integrations.py",
+    "test_integrations.py", "test_memory.py",
 }
 """Modules whose async tests run on the stock asyncio loop and on uvloop (where installed)."""
 

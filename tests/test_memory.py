@@ -12,7 +12,7 @@ from sim import Sim, established_pair
 
 import udptcp
 from udptcp.config import Config
-from udptcp.core import State
+from udptcp.core import PRESSURE_FLOOR_BYTES, PRESSURE_LOW_WATER_BYTES, State
 from udptcp.endpoint import Endpoint
 from udptcp.netem import Impairment
 
@@ -35,6 +35,22 @@ def test_under_pressure_out_of_order_data_is_refused_and_the_window_stops_growin
     p.conn.set_memory_pressure(False)
     [update] = p.recv()  # pressure over: the window reopens, and the peer hears of it
     assert update.window == window and update.ack == PEER_ISS + 1 + 3000
+
+
+def test_under_pressure_a_reading_receivers_window_keeps_reopening_within_the_floor() -> None:
+    """In-order data read at once costs nothing: past the window advertised when pressure
+    began, the edge moves again, but only as far as the floor (``PRESSURE_FLOOR_BYTES``)."""
+    p = established(BASIC.replace(recv_buffer_bytes=8 * PRESSURE_FLOOR_BYTES))
+    p.conn.set_memory_pressure(True)
+    size, sent = 1000, 0
+    while sent < 4 * 8 * PRESSURE_FLOOR_BYTES:  # four times the window, so it must reopen
+        p.send(ACK, PEER_ISS + 1 + sent, ISS + 1, b"z" * size)
+        sent += size
+        [ack] = p.recv()
+        assert ack.ack == PEER_ISS + 1 + sent, "in-order data read at once is taken"
+        assert ack.window > 0
+    assert PRESSURE_LOW_WATER_BYTES <= ack.window <= PRESSURE_FLOOR_BYTES
+    assert p.conn.rx.pressure_dropped == 0 and p.conn.buffered_bytes == 0
 
 
 def test_under_pressure_a_paused_reader_keeps_nothing_more() -> None:
@@ -144,3 +160,67 @@ async def test_an_endpoint_keeps_its_connections_buffers_near_the_limit() -> Non
     server.close()
     await server.wait_closed()
     assert endpoint.buffered_bytes == 0  # every connection gave back what it was charged
+
+
+async def test_under_sustained_pressure_a_new_connection_still_moves_both_ways() -> None:
+    """Peers that never read (windows closed, probes answered: kept alive by design) hold an
+    endpoint under memory pressure for good. Each connection keeps a floor, as Linux's
+    tcp_wmem[0]/tcp_rmem[0]: a connection made afterwards still sends (its ``drain()``
+    returns) and gets its echo back, more than a receive window's worth each way."""
+    limit = 1 << 20
+    hogged = asyncio.Event()
+    hogs = 2
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal hogs
+        if await reader.readexactly(4) == b"hog!":  # queue more than the limit, for good
+            writer.write(b"h" * limit)
+            hogs -= 1
+            if not hogs:
+                hogged.set()
+            await reader.read()
+            return
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+        writer.close()
+
+    server = await udptcp.start_server(
+        serve, "127.0.0.1", 0, memory_limit_bytes=limit, recv_buffer_bytes=65536, msl_s=0.05
+    )
+    endpoint: Endpoint = server.endpoints[0]
+    port = server.sockets[0].getsockname()[1]
+    hog_transports = []
+    for _ in range(hogs):
+        _, hog = await udptcp.open_connection("127.0.0.1", port, recv_buffer_bytes=65536, msl_s=0.05)
+        transport = hog.transport
+        assert isinstance(transport, asyncio.ReadTransport)
+        transport.pause_reading()  # never reads: its window closes
+        hog.write(b"hog!")
+        hog_transports.append(hog)
+    await asyncio.wait_for(hogged.wait(), WAIT_S)
+    assert endpoint.memory_pressure
+
+    reader, writer = await udptcp.open_connection("127.0.0.1", port, msl_s=0.05)
+    writer.write(b"echo")
+    payload = os.urandom(4 * 65536)  # four times the server's receive window
+
+    async def send() -> None:
+        for start in range(0, len(payload), 2000):
+            writer.write(payload[start : start + 2000])
+            await writer.drain()
+
+    async def receive() -> bytes:
+        return await reader.readexactly(len(payload))
+
+    sender = asyncio.ensure_future(send())
+    back = await asyncio.wait_for(receive(), WAIT_S)
+    await asyncio.wait_for(sender, WAIT_S)
+    assert back == payload
+    assert endpoint.memory_pressure, "the peers that never read held the pressure throughout"
+    assert endpoint.buffered_bytes >= limit * 3 // 4
+    writer.close()
+    for hog in hog_transports:
+        hog.transport.abort()
+    server.close()
+    await asyncio.wait_for(server.wait_closed(), WAIT_S)

@@ -89,7 +89,8 @@ class Config:
             out-of-order data, data held for a paused reader or a connection not yet
             accepted), as Linux's tcp_mem. Past it the endpoint is under pressure until usage
             falls to three quarters: receive windows stop growing, data that would be kept is
-            refused (the peer resends it), and writers pause (``drain()`` waits).
+            refused (the peer resends it), and writers pause (``drain()`` waits), each
+            connection keeping a floor (``core.PRESSURE_FLOOR_BYTES``) so that it still moves.
         socket_buffer_bytes: SO_RCVBUF/SO_SNDBUF asked of the kernel (it may grant less); at
             most 2**31 - 1, as the socket option takes a C int.
         shutdown_linger_s: how long closing an endpoint (or leaving ``asyncio.run``) waits for

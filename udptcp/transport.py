@@ -19,6 +19,8 @@ from structlog.stdlib import BoundLogger
 
 from udptcp.addresses import format_address
 from udptcp.core import (
+    PRESSURE_FLOOR_BYTES,
+    PRESSURE_LOW_WATER_BYTES,
     CloseReason,
     Connection,
     ConnectionEstablished,
@@ -257,9 +259,10 @@ class StreamTransport(asyncio.Transport):
                 self._deliver(chunks)
             if not self._forgotten and conn.buffered_bytes + self._held_bytes != self._charged_bytes:
                 self._account()
-            if (
+            if (  # under memory pressure, at the floor's low-water mark (PRESSURE_FLOOR_BYTES)
                 self._paused_protocol and conn.send_buffered <= self._low_water
-                and not self._endpoint.memory_pressure
+                and (not self._endpoint.memory_pressure
+                     or conn.send_buffered <= PRESSURE_LOW_WATER_BYTES)
             ):
                 self._paused_protocol = False
                 protocol = self._protocol
@@ -641,12 +644,20 @@ class StreamTransport(asyncio.Transport):
         else:
             self.pump_soon()  # more in this loop turn joins it in one burst
             self._account()
-        if conn.send_buffered > self._high_water or self._endpoint.memory_pressure:
+        buffered = conn.send_buffered
+        if buffered > self._high_water or (
+            self._endpoint.memory_pressure and buffered > PRESSURE_FLOOR_BYTES
+        ):
             self._check_high_water()
 
     def _check_high_water(self) -> None:
+        """Pause the protocol's writing past the high-water mark, or, while the endpoint is
+        under memory pressure, past the floor every connection keeps (``PRESSURE_FLOOR_BYTES``,
+        as Linux's ``tcp_wmem[0]``): a few peers that never read cannot stop the others."""
+        buffered = self.conn.send_buffered
         if not self._paused_protocol and (
-            self.conn.send_buffered > self._high_water or self._endpoint.memory_pressure
+            buffered > self._high_water
+            or (self._endpoint.memory_pressure and buffered > PRESSURE_FLOOR_BYTES)
         ):
             protocol = self._protocol
             if protocol is not None:

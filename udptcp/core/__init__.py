@@ -20,9 +20,12 @@ from udptcp.core.events import (
     SendComplete,
     StateChanged,
 )
+from udptcp.core.receiver import PRESSURE_FLOOR_BYTES, PRESSURE_LOW_WATER_BYTES
 from udptcp.core.state import Cause, State
 
 __all__ = [
+    "PRESSURE_FLOOR_BYTES",
+    "PRESSURE_LOW_WATER_BYTES",
     "Cause",
     "CloseReason",
     "Connection",

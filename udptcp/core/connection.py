@@ -346,8 +346,8 @@ class Connection:
 
     def set_memory_pressure(self, pressure: bool) -> None:
         """The endpoint is (or is no longer) short of memory. Under pressure the receive window
-        stops growing and data that would be kept is refused (``Receiver.pressure``); once it
-        ends, the peer hears of the window that reopens."""
+        reopens only within ``PRESSURE_FLOOR_BYTES`` and data that would be kept is refused
+        (``Receiver.pressure``); once it ends, the peer hears of the window that reopens."""
         rx = self.rx
         rx.pressure = pressure
         if not pressure and self._state in MAY_RECEIVE and rx.window_update_due():

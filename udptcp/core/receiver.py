@@ -22,6 +22,18 @@ MIN_OOO_PIECES: Final = 1024
 """Out-of-order pieces always allowed; beyond ``max(this, 2 * window / mss)`` new ones are
 dropped (the sender retransmits them), so that a peer cutting its data into one-octet
 segments cannot make the window's worth of them cost a hundred times its size in memory."""
+PRESSURE_FLOOR_BYTES: Final = 32 * 1024
+"""What each connection keeps moving with while its endpoint is under memory pressure, as
+Linux guarantees every socket ``tcp_wmem[0]``/``tcp_rmem[0]`` under ``tcp_mem`` pressure:
+its writer pauses only while its own send buffer holds more (``transport``), and its receive
+window still reopens up to this much as the application reads (``Receiver.advertise``).
+Without it, a few peers that never read keep the endpoint under pressure for good and every
+other connection stops. 32 KiB: twice RFC 6928's initial window (10 segments of 1460), so a
+request or reply of a few segments goes out whole and the next is on its way meanwhile; and
+small enough that a thousand connections at the floor add at most 32 MiB over the limit (an
+eighth of the default 256 MiB). A segment never waits for it: one larger is sent alone."""
+PRESSURE_LOW_WATER_BYTES: Final = PRESSURE_FLOOR_BYTES // 2
+"""Under pressure, a writer paused past the floor resumes at this much (half, as usual)."""
 
 
 class Reassembly:
@@ -85,8 +97,9 @@ class Receiver:
         self.adv_right = 0
         self.paused = False
         self.pressure = False
-        """The endpoint is short of memory: the window stops growing, and data that would be
-        kept here (out of order, or held while reading is paused) is refused."""
+        """The endpoint is short of memory: the window stops growing (it reopens only within
+        ``PRESSURE_FLOOR_BYTES``), and data that would be kept here (out of order, or held
+        while reading is paused) is refused."""
         self.pressure_dropped = 0
         """Segments refused under memory pressure (the sender resends them)."""
         self.held: list[bytes] | None = None
@@ -130,16 +143,30 @@ class Receiver:
         least min(buffer/2, MSS), so a slow reader does not invite a stream of tiny segments.
         """
         right = self.rcv_nxt + self.buffer_bytes - self.held_bytes
-        if right - self.adv_right >= min(self.buffer_bytes >> 1, self.mss) and not self.pressure:
+        if self.pressure:
+            self._advertise_within_floor(right)
+        elif right - self.adv_right >= min(self.buffer_bytes >> 1, self.mss):
             self.adv_right = right
         self.last_ack_sent = self.rcv_nxt
         return max(0, self.adv_right - self.rcv_nxt)
 
+    def _advertise_within_floor(self, right: int) -> None:
+        """Under memory pressure the edge moves only within ``PRESSURE_FLOOR_BYTES`` of
+        ``rcv_nxt`` (what is read at once costs the endpoint nothing; what would be kept is
+        refused), and by at least half the floor when that is less than the usual step: a
+        64 KiB segment must not wait for a window the floor never gives."""
+        right = min(right, self.rcv_nxt + PRESSURE_FLOOR_BYTES)
+        if right - self.adv_right >= min(self.buffer_bytes >> 1, self.mss, PRESSURE_LOW_WATER_BYTES):
+            self.adv_right = right
+
     def window_update_due(self) -> bool:
-        """Reading resumed and the window would grow enough that the peer should hear of it."""
-        if self.pressure:
-            return False
+        """Reading resumed and the window would grow enough that the peer should hear of it
+        (under memory pressure, within the floor: ``PRESSURE_FLOOR_BYTES``)."""
         right = self.rcv_nxt + self.buffer_bytes - self.held_bytes
+        if self.pressure:
+            right = min(right, self.rcv_nxt + PRESSURE_FLOOR_BYTES)
+            grow = right - self.adv_right
+            return grow >= min(self.buffer_bytes >> 1, self.mss, PRESSURE_LOW_WATER_BYTES)
         grow = right - self.adv_right
         return grow >= min(self.buffer_bytes >> 1, 2 * self.mss) or (
             self.window < self.mss <= grow
