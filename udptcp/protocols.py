@@ -91,12 +91,9 @@ async def _client_endpoint(
     local_addr: tuple[str, int] | None, cfg: Config,
 ) -> tuple[Endpoint, Address]:
     """A client's endpoint on a socket of its own, connected to ``host``'s first address."""
-    try:
-        infos = numeric_address(host, port, family) or await loop.getaddrinfo(
-            host, port, family=family, type=socket.SOCK_DGRAM
-        )
-    except socket.gaierror as exc:
-        raise socket.gaierror(exc.errno, f"cannot resolve host {host!r}: {exc.strerror}") from exc
+    infos = numeric_address(host, port, family) or await loop.getaddrinfo(
+        host, port, family=family, type=socket.SOCK_DGRAM
+    )
     if not infos:
         raise OSError(f"cannot resolve {host!r}")
     sock_family, _, _, _, peer = infos[0]

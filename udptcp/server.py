@@ -31,16 +31,13 @@ async def resolve_passive(
     """(family, address) to listen on for each address ``host`` names (all, for None or ``''``).
 
     ``host`` and ``port`` are checked first (:func:`check_hosts`, :func:`check_port`), so that a
-    wrong one is named in the error; a name that does not resolve is named in the gaierror.
+    wrong one is named in the error.
     """
     hosts = check_hosts(host)
     number = 0 if port is None else check_port(port)
     addresses: list[tuple[int, Address]] = []
     for one in hosts:
-        try:
-            infos = await loop.getaddrinfo(one, number, type=socket.SOCK_DGRAM, flags=socket.AI_PASSIVE)
-        except socket.gaierror as exc:
-            raise socket.gaierror(exc.errno, f"cannot listen on host {one!r}: {exc.strerror}") from exc
+        infos = await loop.getaddrinfo(one, number, type=socket.SOCK_DGRAM, flags=socket.AI_PASSIVE)
         for info in infos:
             entry = (int(info[0]), info[4])
             if entry not in addresses:
