@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import array
 import asyncio
 import gc
 import os
+import re
 import socket
 import weakref
 from collections.abc import AsyncIterator, Callable
@@ -259,8 +261,20 @@ async def test_connect_to_silent_port_times_out() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "error", "message"),
     [
-        ({"port": 70000}, ValueError, "port must be in"),
-        ({"port": "http"}, ValueError, "port must be a number"),
+        ({"port": 70000}, ValueError, "port must be in [0, 65535], got 70000"),
+        ({"port": -1}, ValueError, "port must be in [0, 65535], got -1"),
+        ({"port": "http"}, ValueError, "port must be an int in [0, 65535] or a str of its digits, got 'ht"),
+        ({"port": 1.5}, TypeError, "port must be an int in [0, 65535] or a str of its digits, got float"),
+        ({"port": True}, TypeError, "got bool True"),
+        ({"port": None}, ValueError, "port must be given"),
+        ({"port": 0}, ValueError, "port must be the port the server listens on, in [1, 65535], got 0"),
+        ({"host": 123, "port": 1}, TypeError, "host must be a str, the server's name or address, got int"),
+        ({"host": b"127.0.0.1", "port": 1}, TypeError, "host.decode()"),
+        ({"host": None, "port": 1}, ValueError, "host must be given"),
+        ({"host": "", "port": 1}, ValueError, "host must be the server's name or address"),
+        ({"port": 1, "family": "x"}, TypeError, "family must be 0 (either), socket.AF_INET or"),
+        ({"port": 1, "family": socket.AF_UNIX}, ValueError, "family must be 0 (either)"),
+        ({"port": 1, "local_addr": "x"}, TypeError, "local_addr must be a (host, port) tuple"),
         ({"port": 1, "limit": 0}, ValueError, "limit must be positive"),
         ({"port": 1, "msl": 1.0}, TypeError, "did you mean 'msl_s'"),
         ({"port": 1, "mss": 10}, ValueError, "mss must be at least 64"),
@@ -272,8 +286,64 @@ async def test_connect_to_silent_port_times_out() -> None:
 )
 async def test_bad_arguments_say_which_and_why(kwargs: dict[str, object], error: type,
                                                message: str) -> None:
-    with pytest.raises(error, match=message):
-        await udptcp.open_connection("127.0.0.1", **kwargs)  # type: ignore[arg-type]
+    arguments = {"host": "127.0.0.1", **kwargs}
+    with pytest.raises(error, match=re.escape(message)):
+        await udptcp.open_connection(**arguments)  # type: ignore[arg-type]
+    if "limit" in arguments:
+        return  # the stream reader's, which protocols have not
+    with pytest.raises(error, match=re.escape(message)):  # the same checks, for protocols
+        await udptcp.create_connection(asyncio.Protocol, **arguments)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"host": 5}, TypeError, "host must be a str, a sequence of str or None (every interface), got int"),
+        ({"host": b"127.0.0.1"}, TypeError, "got bytes b'127.0.0.1'"),
+        ({"host": ["127.0.0.1", 5]}, TypeError, "host must be a str or a sequence of str, got int 5"),
+        ({"host": []}, ValueError, "host must name at least one address to listen on"),
+        ({"port": "http"}, ValueError, "port must be an int in [0, 65535] or a str of its digits, got 'h"),
+        ({"port": -3}, ValueError, "port must be in [0, 65535], got -3"),
+        ({"port": 1.5}, TypeError, "got float 1.5"),
+    ],
+)
+async def test_bad_server_arguments_say_which_and_why(kwargs: dict[str, object], error: type,
+                                                      message: str) -> None:
+    arguments = {"host": "127.0.0.1", "port": 0, **kwargs}
+    with pytest.raises(error, match=re.escape(message)):
+        await udptcp.start_server(echo, **arguments)  # type: ignore[arg-type]
+    with pytest.raises(error, match=re.escape(message)):
+        await udptcp.create_server(asyncio.Protocol, **arguments)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("host", "port"), [(None, 0), ("", 0), (["127.0.0.1"], "0"), (("127.0.0.1",), None)]
+)
+async def test_server_hosts_and_ports_asyncio_takes_are_taken(host: object, port: object) -> None:
+    server = await udptcp.start_server(echo, host, port)  # type: ignore[arg-type]
+    async with server:
+        assert server.sockets and all(s.getsockname()[1] != 0 for s in server.sockets)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ("text", "data must be bytes, bytearray or memoryview, not str: encode it first"),
+        (None, "data must be bytes, bytearray or memoryview, not NoneType"),
+        (array.array("i", [1, 2]), "not array: pass another buffer (an array...) as memoryview(data).cast("),
+    ],
+)
+async def test_writing_what_is_not_bytes_says_what_is_taken(echo_port: int, data: object,
+                                                            message: str) -> None:
+    """Refused as asyncio's own transports refuse it (an array too), and the connection goes on."""
+    reader, writer = await udptcp.open_connection("127.0.0.1", echo_port)
+    with pytest.raises(TypeError, match=re.escape(message)):
+        writer.write(data)  # type: ignore[arg-type]
+    writer.write(memoryview(array.array("B", b"ok")).cast("B"))
+    writer.write_eof()
+    assert await asyncio.wait_for(reader.read(), WAIT_S) == b"ok"
+    writer.close()
+    await writer.wait_closed()
 
 
 def _malformed_datagrams() -> list[bytes]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import re
 
 import pytest
 
@@ -67,3 +68,17 @@ async def test_stopping_resets_an_open_relay_after_the_grace() -> None:
     await asyncio.wait_for(far.stop(), WAIT_S)
     assert far.stats.resets == 1
     srv.close()
+
+
+@pytest.mark.parametrize(
+    ("target", "error", "message"),
+    [
+        ("127.0.0.1:9000", TypeError, "target must be a (host, port) tuple"),
+        (("127.0.0.1", 0), ValueError, "port must be the port the server listens on, in [1, 65535], got 0"),
+        ((9000, "127.0.0.1"), TypeError, "host must be a str, the server's name or address, got int 9000"),
+    ],
+)
+def test_a_wrong_target_is_named_when_the_tunnel_is_made(target: object, error: type, message: str) -> None:
+    """Not at each accepted connection, where it would fail every one of them."""
+    with pytest.raises(error, match=re.escape(message)):
+        Tunnel(tcp_carrier(), udptcp_carrier(QUICK), target)  # type: ignore[arg-type]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import socket
+from collections.abc import Iterable
 from typing import Any
 
 MAX_PORT = 65535
@@ -40,17 +41,81 @@ def parse_address(text: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def check_port(port: int | str) -> int:
-    """A port argument as an int; TypeError or ValueError says what is wrong with it."""
+PORT_EXPECTED = f"an int in [0, {MAX_PORT}] or a str of its digits"
+"""What a port argument may be, for the errors that reject one."""
+
+
+def check_port(port: object) -> int:
+    """A port argument as an int; a TypeError or ValueError names the value and what is expected.
+
+    A str of digits is taken, as asyncio takes one (``"8080"``); a service name (``"http"``)
+    is not: its number is TCP's or UDP's, and udptcp is neither. bool is not taken for an int.
+    """
+    if type(port) is int and 0 <= port <= MAX_PORT:
+        return port  # every well-formed call: one test
     if isinstance(port, str):
-        if not port.isdigit():
-            raise ValueError(f"port must be a number in [0, {MAX_PORT}], got {port!r}")
-        port = int(port)
+        if not (port.isascii() and port.isdigit()):
+            raise ValueError(f"port must be {PORT_EXPECTED}, got {port!r}")
+        return check_port(int(port))
     if isinstance(port, bool) or not isinstance(port, int):
-        raise TypeError(f"port must be an int, got {type(port).__name__}")
+        raise TypeError(f"port must be {PORT_EXPECTED}, got {type(port).__name__} {port!r}")
     if not 0 <= port <= MAX_PORT:
         raise ValueError(f"port must be in [0, {MAX_PORT}], got {port}")
-    return port
+    return int(port)  # an int subclass (IntEnum...) as a plain int
+
+
+def check_peer(host: object, port: object) -> tuple[str, int]:
+    """The ``host`` and ``port`` of a server to connect to, checked: a non-empty str and a port
+    in [1, 65535]; a TypeError or ValueError names the argument, its value and what is expected.
+
+    Checked here rather than left to getaddrinfo or connect, whose errors name neither the
+    argument nor the fix (a port of 0 even gets as far as "Transport endpoint is not connected").
+    """
+    if not isinstance(host, str):
+        if host is None:
+            raise ValueError("host must be given: the server's name or address (e.g. '127.0.0.1')")
+        hint = " (decode it: host.decode())" if isinstance(host, bytes | bytearray) else ""
+        raise TypeError(
+            f"host must be a str, the server's name or address, got {type(host).__name__} {host!r}"
+            + hint
+        )
+    if not host:
+        raise ValueError("host must be the server's name or address (e.g. '127.0.0.1'), got ''")
+    if port is None:
+        raise ValueError(f"port must be given: the port the server listens on, {PORT_EXPECTED}")
+    number = check_port(port)
+    if number == 0:
+        raise ValueError(
+            "port must be the port the server listens on, in [1, 65535], got 0 (0 means "
+            "'any free port' only when listening)"
+        )
+    return host, number
+
+
+def check_hosts(host: object) -> list[str | None]:
+    """The hosts a server listens on, as asyncio's ``create_server`` reads ``host``: None or
+    ``''`` for every interface, a str, or an iterable of str; a TypeError or ValueError names
+    what is wrong."""
+    if host is None or host == "":
+        return [None]
+    if isinstance(host, str):
+        return [host]
+    if isinstance(host, bytes | bytearray) or not isinstance(host, Iterable):
+        raise TypeError(
+            "host must be a str, a sequence of str or None (every interface), "
+            f"got {type(host).__name__} {host!r}"
+        )
+    hosts = list(host)
+    for one in hosts:
+        if not isinstance(one, str):
+            raise TypeError(
+                f"host must be a str or a sequence of str, got {type(one).__name__} {one!r} in {host!r}"
+            )
+    if not hosts:
+        raise ValueError(
+            f"host must name at least one address to listen on (or be None for every interface), got {host!r}"
+        )
+    return hosts
 
 
 @functools.lru_cache(maxsize=NUMERIC_ADDRESSES_REMEMBERED)

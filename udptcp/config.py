@@ -272,11 +272,11 @@ def _check_type(name: str, value: object, kind: str, optional: bool) -> None:
             raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
     elif kind == "float":
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise TypeError(f"{name} must be a number of seconds, got {type(value).__name__}")
+            raise TypeError(f"{name} must be a number of seconds, got {type(value).__name__} {value!r}")
         if not math.isfinite(value):
             raise ValueError(f"{name} must be finite, got {value}")
     elif kind == "str" and not isinstance(value, str):
-        raise TypeError(f"{name} must be a str, got {type(value).__name__}")
+        raise TypeError(f"{name} must be a str, got {type(value).__name__} {value!r}")
 
 
 def _at_least(name: str, value: float, low: float) -> None:

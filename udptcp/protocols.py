@@ -19,13 +19,16 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
 from udptcp import lifetime, tls
-from udptcp.addresses import check_port, format_address, numeric_address
+from udptcp.addresses import check_peer, format_address, numeric_address
 from udptcp.config import Config
 from udptcp.endpoint import Endpoint, bind, make_socket
 from udptcp.server import Server, adopt, listening_socket, resolve_passive
 from udptcp.transport import Address
 
 P = TypeVar("P", bound=asyncio.BaseProtocol)
+
+FAMILIES = (socket.AF_UNSPEC, socket.AF_INET, socket.AF_INET6)
+"""The address families a client may ask for: udptcp runs over UDP on IPv4 or IPv6."""
 
 
 async def create_connection(
@@ -52,12 +55,12 @@ async def create_connection(
     ``ConnectionResetError`` when the handshake fails, ``ValueError``/``TypeError`` for bad
     arguments. Keyword ``options`` are :class:`udptcp.Config` fields.
     """
+    peer_host, peer_port = check_peer(host, port)
+    _check_local(family, local_addr)
     cfg = Config.from_options(config, **options)
-    if host is None or port is None:
-        raise ValueError("create_connection() needs both host and port")
-    context, hostname = tls.client_ssl(ssl, host, server_hostname, ssl_handshake_timeout)
+    context, hostname = tls.client_ssl(ssl, peer_host, server_hostname, ssl_handshake_timeout)
     loop = asyncio.get_running_loop()
-    endpoint, peer = await _client_endpoint(loop, host, check_port(port), family, local_addr, cfg)
+    endpoint, peer = await _client_endpoint(loop, peer_host, peer_port, family, local_addr, cfg)
     protocol = protocol_factory()
     lower: asyncio.BaseProtocol = protocol
     handshake: asyncio.Future[None] | None = None
@@ -111,6 +114,18 @@ async def _client_endpoint(
             ) from exc
         raise
     return endpoint, peer
+
+
+def _check_local(family: object, local_addr: object) -> None:
+    """``family`` and ``local_addr`` of a client, checked here so that the error names them
+    (getaddrinfo's and bind's do not)."""
+    if family not in FAMILIES or isinstance(family, bool):
+        kind = ValueError if isinstance(family, int) and not isinstance(family, bool) else TypeError
+        raise kind(f"family must be 0 (either), socket.AF_INET or socket.AF_INET6, got {family!r}")
+    if local_addr is not None and not isinstance(local_addr, tuple):
+        raise TypeError(
+            f"local_addr must be a (host, port) tuple to bind to, e.g. ('127.0.0.1', 0), got {local_addr!r}"
+        )
 
 
 async def create_server(

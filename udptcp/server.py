@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from udptcp import tls
-from udptcp.addresses import check_port, format_address
+from udptcp.addresses import check_hosts, check_port, format_address
 from udptcp.config import Config
 from udptcp.core import State
 from udptcp.endpoint import Endpoint, make_socket
@@ -28,13 +28,16 @@ ProtocolFactory = Callable[[], asyncio.BaseProtocol]
 async def resolve_passive(
     loop: asyncio.AbstractEventLoop, host: str | Sequence[str] | None, port: int | str | None
 ) -> list[tuple[int, Address]]:
-    """(family, address) to listen on for each address ``host`` names (all, for None)."""
-    hosts: Sequence[str | None] = [host] if host is None or isinstance(host, str) else list(host)
+    """(family, address) to listen on for each address ``host`` names (all, for None or ``''``).
+
+    ``host`` and ``port`` are checked first (:func:`check_hosts`, :func:`check_port`), so that a
+    wrong one is named in the error.
+    """
+    hosts = check_hosts(host)
+    number = 0 if port is None else check_port(port)
     addresses: list[tuple[int, Address]] = []
     for one in hosts:
-        infos = await loop.getaddrinfo(
-            one, check_port(port or 0), type=socket.SOCK_DGRAM, flags=socket.AI_PASSIVE
-        )
+        infos = await loop.getaddrinfo(one, number, type=socket.SOCK_DGRAM, flags=socket.AI_PASSIVE)
         for info in infos:
             entry = (int(info[0]), info[4])
             if entry not in addresses:

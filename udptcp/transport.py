@@ -624,7 +624,7 @@ class StreamTransport(asyncio.Transport):
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         if not isinstance(data, _BYTES_LIKE):
-            raise TypeError(f"data must be bytes-like, not {type(data).__name__}")
+            raise TypeError(_not_bytes(data))
         if self._eof_written and not self._lost:
             raise RuntimeError("Cannot call write() after write_eof()")
         if self._lost or self.conn.state not in WRITABLE:
@@ -713,6 +713,16 @@ class StreamTransport(asyncio.Transport):
             raise ValueError(f"high ({high!r}) must be >= low ({low!r}) must be >= 0")
         self._high_water, self._low_water = high, low
         self._check_high_water()
+
+
+def _not_bytes(data: object) -> str:
+    """What ``write`` says of data it does not take: what it takes (asyncio's transports take
+    the same three types; an array, bytes-like though it is, neither) and how to get there."""
+    fix = (
+        "encode it first (data.encode())" if isinstance(data, str)
+        else "pass another buffer (an array...) as memoryview(data).cast('B')"
+    )
+    return f"data must be bytes, bytearray or memoryview, not {type(data).__name__}: {fix}"
 
 
 def _feed_buffered(protocol: asyncio.BufferedProtocol, data: bytes | memoryview) -> None:

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import udptcp
-from udptcp.addresses import format_address
+from udptcp.addresses import check_peer, format_address
 from udptcp.config import Config
 from udptcp.log import get_logger
 
@@ -197,9 +197,13 @@ class Tunnel:
     """Accept on one carrier, relay each connection to ``target`` over the other."""
 
     def __init__(self, inbound: Carrier, outbound: Carrier, target: tuple[str, int]) -> None:
+        """``target`` is checked now (:func:`check_peer`): a wrong one would otherwise fail
+        each connection accepted, with an error that names neither it nor the fix."""
+        if not isinstance(target, tuple) or len(target) != 2:
+            raise TypeError(f"target must be a (host, port) tuple, e.g. ('127.0.0.1', 9000), got {target!r}")
         self.inbound = inbound
         self.outbound = outbound
-        self.target = target
+        self.target = check_peer(*target)
         self.stats = TunnelStats()
         self._relays: set[asyncio.Task[Any]] = set()
         self._server: Listening | None = None
