@@ -269,7 +269,8 @@ async def test_connect_to_silent_port_times_out() -> None:
         ({"port": None}, ValueError, "port must be given"),
         ({"port": 0}, ValueError, "port must be the port the server listens on, in [1, 65535], got 0"),
         ({"host": 123, "port": 1}, TypeError, "host must be a str, the server's name or address, got int"),
-        ({"host": b"127.0.0.1", "port": 1}, TypeError, "host.decode()"),
+        ({"host": b"127.0.0.1", "port": 1}, ConnectionRefusedError, "nothing listens"),  # as asyncio
+        ({"host": b"\xff", "port": 1}, ValueError, "host must be a name or address in ASCII"),
         ({"host": None, "port": 1}, ValueError, "host must be given"),
         ({"host": "", "port": 1}, ValueError, "host must be the server's name or address"),
         ({"port": 1, "family": "x"}, TypeError, "family must be 0 (either), socket.AF_INET or"),

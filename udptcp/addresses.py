@@ -74,11 +74,15 @@ def check_peer(host: object, port: object) -> tuple[str, int]:
     if not isinstance(host, str):
         if host is None:
             raise ValueError("host must be given: the server's name or address (e.g. '127.0.0.1')")
-        hint = " (decode it: host.decode())" if isinstance(host, bytes | bytearray) else ""
-        raise TypeError(
-            f"host must be a str, the server's name or address, got {type(host).__name__} {host!r}"
-            + hint
-        )
+        if isinstance(host, bytes | bytearray):  # asyncio's open_connection takes these too
+            try:
+                host = bytes(host).decode("ascii")
+            except UnicodeDecodeError:
+                raise ValueError(f"host must be a name or address in ASCII, got {host!r}") from None
+        else:
+            raise TypeError(
+                f"host must be a str, the server's name or address, got {type(host).__name__} {host!r}"
+            )
     if not host:
         raise ValueError("host must be the server's name or address (e.g. '127.0.0.1'), got ''")
     if port is None:
