@@ -337,7 +337,7 @@ async def test_server_hosts_and_ports_asyncio_takes_are_taken(host: object, port
 async def test_writing_what_is_not_bytes_says_what_is_taken(echo_port: int, data: object,
                                                             message: str) -> None:
     """Refused as asyncio's own transports refuse it (an array too), and the connection goes on."""
-    reader, writer = await udptcp.open_connection("127.0.0.1", echo_port)
+    reader, writer = await udptcp.open_connection("127.0.0.1", echo_port, **QUICK)  # short TIME_WAIT
     with pytest.raises(TypeError, match=re.escape(message)):
         writer.write(data)  # type: ignore[arg-type]
     writer.write(memoryview(array.array("B", b"ok")).cast("B"))
