@@ -7,13 +7,15 @@ kernel lacks them the tests of the offloads skip and the plain path is tested in
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import socket
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
 from peer import PEER_ISS
+from recorders import until
 
 import udptcp
 from udptcp.config import Config
@@ -360,7 +362,8 @@ async def test_a_socket_error_leaves_the_receive_buffer_free_for_the_next_wake_u
         for _ in range(MAX_SENDS):  # a send may take the error itself (uvloop): try again
             errors = sink.errors
             udp.send_batch([b"x"], None)
-            if await _until(lambda: sink.errors > errors, ERROR_WAIT_S):  # noqa: B023 - at once
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(until(lambda: sink.errors > errors), ERROR_WAIT_S)  # noqa: B023
                 buffers.add(id(_receive_buffer()))
             if sink.errors >= ERRORS:
                 break
@@ -375,13 +378,3 @@ ERRORS = 5
 MAX_SENDS = 50
 ERROR_WAIT_S = 0.5
 """How long one send's ICMP error is waited for (it comes back in well under a millisecond)."""
-
-
-async def _until(condition: Callable[[], bool], timeout_s: float) -> bool:
-    """Poll ``condition`` (an ICMP error notifies nobody else) until it holds or time is up."""
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not condition():
-        if asyncio.get_running_loop().time() > deadline:
-            return False
-        await asyncio.sleep(0.001)
-    return True
