@@ -15,9 +15,10 @@ two retransmissions. Should our ACK be lost that often, a server that waits for 
 client that waits for the server (a protocol where the server speaks first) would each wait
 for ever, and the server would give up on a connection its client believes established. So,
 as a QUIC client keeps sending until its address is validated (RFC 9002 6.2.2.1), we repeat
-the ACK on the handshake timer, backed off, until the server shows it is established (any
-segment of it but a SYN or RST), or our own data or FIN takes over (they are retransmitted
-until acknowledged, and each carries the ACK), or ``syn_retries`` repetitions are spent.
+the ACK on the handshake timer (from the server's initial RTO on, doubling) until the server
+shows it is established (any segment of it but a SYN or RST), or our own data or FIN takes
+over (they are retransmitted until acknowledged, and each carries the ACK), or
+``syn_retries`` repetitions are spent.
 """
 
 from __future__ import annotations
@@ -98,7 +99,7 @@ class Handshake:
             return
         self.tries += 1
         self._rx.ack_now = True
-        self._timers.arm(Timer.HANDSHAKE, now + self._rtt.rto_s * (1 << self.tries))
+        self._timers.arm(Timer.HANDSHAKE, now + self._config.rto_initial_s * (1 << self.tries))
 
     def confirmed(self) -> None:
         """The server showed that it is established, or our data took over: stop repeating."""
@@ -152,7 +153,9 @@ class Handshake:
         self._rx.ack_now = True
         self.unconfirmed = True
         self.tries = 0
-        self._timers.arm(Timer.HANDSHAKE, now + self._rtt.rto_s)
+        # The server resends its SYN-ACK after its initial RTO, and we answer that: a
+        # repetition sooner would only duplicate the answer.
+        self._timers.arm(Timer.HANDSHAKE, now + self._config.rto_initial_s)
         return RCV_SYN_ACK
 
     def on_cookie(self, grant: CookieGrant, now: float) -> None:
